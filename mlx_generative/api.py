@@ -1,0 +1,289 @@
+"""The Python API: train, load, sample, reconstruct, encode. The CLI is a thin layer over it."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlx.core as mx
+import mlx.nn as nn
+import mlx.optimizers as optim
+import numpy as np
+
+from . import _blas, checkpoint
+from .batches import BatchStream, to_model_input
+from .datasets import load_dataset
+from .errors import CheckpointError, UsageError
+from .images import as_unit_float, interleave_rows, save_grid, to_uint8
+from .kinds import KINDS
+from .options import TrainOptions
+from .trainer import TrainLoop
+from .trainer import train as run_training_loop
+
+__version__ = "0.1.0"
+GRID_SEED = 0  # the seed of the sample grids written after training
+
+
+@dataclass
+class Run:
+    """A trained model with its config; unpacks as ``model, config = load(run_dir)``."""
+
+    model: nn.Module
+    config: dict
+    run_dir: Path | None = None
+    extras: dict = field(default_factory=dict)  # fitted statistics, e.g. the AE's latent Gaussian
+
+    @property
+    def kind(self) -> str:
+        return self.config["kind"]
+
+    def __iter__(self):
+        yield self.model
+        yield self.config
+
+
+def _say(message: str, verbose: bool) -> None:
+    if verbose:
+        print(message, file=sys.stderr, flush=True)
+
+
+# ---- loading ------------------------------------------------------------------------
+
+
+def load(run_dir) -> Run:
+    """Rebuild a trained model from a run directory (config.json + model.safetensors)."""
+    run_dir = Path(run_dir)
+    config = checkpoint.load_config(run_dir)
+    kind = KINDS.get(config["kind"])
+    if kind is None:
+        raise CheckpointError(
+            f"{run_dir / checkpoint.CONFIG}: unknown model kind {config['kind']!r} "
+            f"(expected one of {', '.join(KINDS)})"
+        )
+    try:
+        model_args = kind.args_cls.from_dict(config["model"])
+        model = kind.build(model_args)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{run_dir / checkpoint.CONFIG}: invalid model settings ({e})") from None
+    checkpoint.load_weights(run_dir / checkpoint.WEIGHTS, model)
+    extras_path = run_dir / checkpoint.EXTRAS
+    extras = checkpoint.read_arrays(extras_path) if extras_path.exists() else {}
+    return Run(model=model, config=config, run_dir=run_dir, extras=extras)
+
+
+def _as_run(run) -> Run:
+    if isinstance(run, Run):
+        return run
+    if isinstance(run, (str, Path)):
+        return load(run)
+    if isinstance(run, tuple) and len(run) == 2:
+        return Run(model=run[0], config=run[1])
+    raise UsageError(f"expected a run directory, a Run or a (model, config) pair, got {type(run).__name__}")
+
+
+# ---- using a trained model ----------------------------------------------------------
+
+
+def sample(run, n: int = 64, seed: int = 0) -> np.ndarray:
+    """Draw ``n`` images as uint8 (n, 28, 28). Same seed, same images.
+
+    ``run`` is a run directory, a ``Run`` from ``train``/``load``, or ``(model, config)``.
+      - VAE: decodes z ~ N(0, I) (the mean image of p(x|z)).
+      - DDPM: runs the reverse diffusion chain from pure noise.
+      - AE: an autoencoder has no prior; we decode draws from a Gaussian fitted
+        to the codes of its training images (stored in the run's
+        extras.safetensors). Compare with the VAE, whose prior is part of the model.
+    """
+    run = _as_run(run)
+    if n < 1:
+        raise UsageError(f"n must be >= 1, got {n}")
+    pixels = KINDS[run.kind].sample(run.model, run.config, run.extras, n, mx.random.key(seed))
+    return to_uint8(pixels)
+
+
+def denoising_trajectory(run, n: int = 8, seed: int = 0) -> np.ndarray:
+    """DDPM only: uint8 (n, T + 1, 28, 28), x_T ... x_0 for each of n samples."""
+    run = _as_run(run)
+    if run.kind != "ddpm":
+        raise UsageError(f"denoising_trajectory needs a ddpm run, got {run.kind}")
+    states = KINDS["ddpm"].sample(run.model, run.config, run.extras, n, mx.random.key(seed), trajectory=True)
+    return to_uint8(states[..., 0])
+
+
+def reconstruct(run, images) -> np.ndarray:
+    """AE/VAE: encode and decode images (uint8 (N, 28, 28) or floats in [0, 1]); returns uint8."""
+    run = _as_run(run)
+    if run.kind == "ddpm":
+        raise UsageError("a diffusion model has no encoder: reconstruct needs an ae or vae run")
+    return to_uint8(KINDS[run.kind].reconstruct(run.model, as_unit_float(images)))
+
+
+def encode(run, images) -> np.ndarray:
+    """AE: the codes; VAE: the posterior means mu(x). Returns float32 (N, latent_dim)."""
+    run = _as_run(run)
+    if run.kind == "ddpm":
+        raise UsageError("a diffusion model has no encoder: encode needs an ae or vae run")
+    return KINDS[run.kind].encode(run.model, as_unit_float(images))
+
+
+# ---- training -----------------------------------------------------------------------
+
+
+def _new_run_dir(out: Path, kind: str, name: str | None) -> Path:
+    base = name or f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir, i = out / base, 1
+    while run_dir.exists():
+        i += 1
+        run_dir = out / f"{base}-{i}"
+    try:
+        run_dir.mkdir(parents=True)
+        probe = run_dir / ".write-test"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as e:
+        raise UsageError(f"--out {out}: cannot create a run directory there ({e.strerror})") from None
+    return run_dir
+
+
+def write_grids(run: Run, heldout_images: np.ndarray, out: Path | None = None) -> list[Path]:
+    """The pictures every run gets: reconstructions beside originals, and samples."""
+    written = []
+    kind = run.kind
+    if kind in ("ae", "vae"):
+        originals = heldout_images[:32]
+        recon = reconstruct(run, originals)
+        pairs = interleave_rows(originals, recon, per_row=8)
+        written.append(save_grid(pairs, run.run_dir / "reconstructions.png", nrow=8))
+    written.append(save_grid(sample(run, n=64, seed=GRID_SEED), run.run_dir / "samples.png", nrow=8))
+    if kind == "ddpm":
+        strip = denoising_trajectory(run, n=8, seed=GRID_SEED)  # (8, T+1, 28, 28)
+        written.append(save_grid(strip.reshape(-1, *strip.shape[2:]), run.run_dir / "denoising.png", nrow=strip.shape[1]))
+        if out is not None:  # the guide promises outputs/ddpm_grid.png
+            shutil.copyfile(run.run_dir / "samples.png", out / "ddpm_grid.png")
+            written.append(out / "ddpm_grid.png")
+    return written
+
+
+def _format_metrics(metrics: dict) -> str:
+    return "  ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k not in ("step", "split"))
+
+
+def train(kind: str, options: TrainOptions | None = None, *, resume=None, verbose: bool = True, **overrides) -> Run:
+    """Train an ``ae``, ``vae`` or ``ddpm`` and return the ``Run``; see TrainOptions for settings.
+
+    ``resume``: a run directory to continue from its newest checkpoint. Its saved
+    settings are used; only ``steps`` may be raised.
+    """
+    if kind not in KINDS:
+        raise UsageError(f"unknown model {kind!r}; choose one of: {', '.join(KINDS)}")
+    if options is None:
+        try:
+            options = TrainOptions(**overrides)
+        except TypeError as e:
+            raise UsageError(f"train(): {e}") from None
+    spec = KINDS[kind]
+    if resume is not None:
+        run_dir = Path(resume)
+        saved = checkpoint.load_config(run_dir)
+        if saved["kind"] != kind:
+            raise UsageError(f"--resume {run_dir}: that run trains a {saved['kind']}, not a {kind}")
+        steps = options.steps
+        options = TrainOptions(**saved["train"])
+        options.steps = steps if steps is not None else options.steps
+        opts = options.resolved(kind)
+    else:
+        opts = options.resolved(kind)
+        run_dir = None
+
+    train_data = load_dataset(opts.dataset, "train", opts.data_dir)
+    test_data = load_dataset(opts.dataset, "test", opts.data_dir)
+    if opts.limit_train and opts.limit_train > len(train_data.images):
+        _say(f"note: --limit-train {opts.limit_train} exceeds the {len(train_data.images)} training images; using all of them", verbose)
+    warning = _blas.warning_line()
+    if warning:
+        _say(warning, verbose)
+    stream = BatchStream(
+        train_data.images, opts.batch_size, opts.seed,
+        limit=opts.limit_train, scale=spec.scale, binarize=opts.binarize,
+    )
+    mx.random.seed(opts.seed)
+    model_args = spec.model_args(opts)
+    model = spec.build(model_args)
+    # bias_correction as in PyTorch and the Adam paper; without it the first steps are ~3x lr.
+    optimizer = optim.Adam(learning_rate=opts.lr, bias_correction=True)
+
+    if run_dir is None:
+        out = Path(opts.out)
+        run_dir = _new_run_dir(out, kind, opts.name)
+    out = Path(opts.out)
+    config = {
+        "kind": kind,
+        "model": model_args.to_dict(),
+        "train": opts.to_dict(),
+        "data": {
+            "dataset": train_data.name,
+            "scale": spec.scale,
+            "binarize": opts.binarize,
+            "train_images": len(stream.images),
+            "heldout": test_data.note or f"{test_data.name} test split",
+        },
+        "version": __version__,
+        **spec.extra_config(opts),
+    }
+    run = Run(model=model, config=config, run_dir=run_dir)
+    start_step = 0
+    if resume is not None:
+        latest = checkpoint.list_checkpoints(run_dir)
+        if not latest:
+            raise CheckpointError(f"{run_dir}: no complete checkpoint to resume from")
+        start_step = checkpoint.load_checkpoint(latest[-1], model, optimizer)
+        checkpoint.truncate_metrics(run_dir, start_step)
+        _say(f"resuming {run_dir} from step {start_step}", verbose)
+    checkpoint.save_config(run_dir, config)
+    heldout_x = to_model_input(test_data.images, spec.scale)
+    _say(
+        f"training {kind} on {len(stream.images)} {train_data.name} images "
+        f"for {opts.steps} steps (batch {opts.batch_size}) -> {run_dir}",
+        verbose,
+    )
+
+    def evaluate(step: int) -> dict:
+        record = {"step": step, "split": "test", **spec.heldout(model, heldout_x, config)}
+        checkpoint.append_metrics(run_dir, record)
+        _say(f"step {step}: held-out {_format_metrics(record)}", verbose)
+        return record
+
+    loop = TrainLoop(
+        steps=opts.steps,
+        seed=opts.seed,
+        start_step=start_step,
+        log_every=opts.log_every,
+        checkpoint_every=opts.checkpoint_every,
+        eval_every=opts.eval_every,
+        clip_grad_norm=opts.clip_grad_norm,
+        batch_size=opts.batch_size,
+        progress=verbose and opts.progress,
+        on_log=lambda step, record: checkpoint.append_metrics(run_dir, record),
+        on_checkpoint=lambda step: checkpoint.save_checkpoint(run_dir, step, model, optimizer, opts.keep_checkpoints),
+        on_eval=evaluate,
+    )
+    started = time.perf_counter()
+    run_training_loop(model, optimizer, spec.loss_fn(config), stream.batch, loop, spec.scalars_at(opts))
+    seconds = time.perf_counter() - started
+
+    checkpoint.save_checkpoint(run_dir, opts.steps, model, optimizer, opts.keep_checkpoints)
+    checkpoint.save_weights(run_dir / checkpoint.WEIGHTS, model)
+    if kind == "ae":
+        run.extras = spec.fit_prior(model, to_model_input(stream.images, spec.scale))
+        checkpoint.write_arrays(run_dir / checkpoint.EXTRAS, run.extras)
+    final = evaluate(opts.steps)
+    grids = write_grids(run, test_data.images, out)
+    _say(
+        f"done in {seconds:.1f} s: {run_dir}\n  held-out: {_format_metrics(final)}\n  pictures: "
+        + ", ".join(str(p) for p in grids),
+        verbose,
+    )
+    return run

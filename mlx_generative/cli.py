@@ -1,0 +1,140 @@
+"""Command line: `python -m mlx_generative train|sample|info|fetch-data ...` and the bin/ launchers.
+
+Only argument parsing lives here; every command calls the Python API. Errors
+the package raises on purpose print as one line (exit status 2), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import MlxGenerativeError, UsageError
+
+COMMANDS = ("train", "sample", "info", "fetch-data")
+
+# Flags that only one model family reads: giving them to another is a mistake worth naming.
+KIND_ONLY = {
+    "loss": "ae",
+    "warmup_steps": "vae",
+    "beta_max": "vae",
+    "binarize": "vae",
+    "T": "ddpm",
+    "schedule": "ddpm",
+}
+
+
+def _train_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="bin/train",
+        description="Train an autoencoder (ae), a VAE (vae) or a tiny DDPM (ddpm) on MNIST-style "
+        "images. Each run gets its own directory under --out with config.json, "
+        "model.safetensors, metrics.jsonl, checkpoints/ and PNG grids.",
+        epilog="examples:\n"
+        "  bin/train ae --steps 500 --latent-dim 64 --limit-train 10000\n"
+        "  bin/train vae --steps 600 --warmup-steps 200 --latent-dim 32 --limit-train 10000\n"
+        "  bin/train ddpm --steps 800 --T 6 --batch-size 128 --limit-train 10000",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        argument_default=argparse.SUPPRESS,  # so we know which flags were given
+    )
+    p.add_argument("kind", choices=["ae", "vae", "ddpm"], help="model family to train")
+    g = p.add_argument_group("training")
+    g.add_argument("--steps", type=int, help="optimizer steps (default: ae 500, vae 600, ddpm 800)")
+    g.add_argument("--batch-size", type=int, help="images per step (default 128)")
+    g.add_argument("--lr", type=float, help="Adam learning rate (default: ae/vae 1e-3, ddpm 2e-3)")
+    g.add_argument("--seed", type=int, help="seeds weights, data order and noise (default 0)")
+    g.add_argument("--clip-grad-norm", type=float, help="clip the global gradient norm to this value")
+    g.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest checkpoint "
+                   "(its saved settings are used; --steps may be raised)")
+    m = p.add_argument_group("model")
+    m.add_argument("--latent-dim", type=int, help="ae/vae latent size (default: ae 64, vae 32)")
+    m.add_argument("--loss", choices=["mse", "bce"], help="ae: reconstruction loss (default mse)")
+    m.add_argument("--warmup-steps", type=int, help="vae: steps over which the KL weight rises "
+                   "linearly from 0 to --beta-max (default 200)")
+    m.add_argument("--beta-max", type=float, help="vae: final KL weight; 1 is the true ELBO (default 1)")
+    m.add_argument("--binarize", choices=["none", "dynamic"], help="vae: 'dynamic' re-samples "
+                   "binary pixels every epoch, for likelihoods comparable with the literature")
+    m.add_argument("--T", type=int, help="ddpm: number of diffusion steps (default 6)")
+    m.add_argument("--schedule", choices=["linear", "cosine"], help="ddpm: noise schedule (default linear)")
+    d = p.add_argument_group("data and output")
+    d.add_argument("--dataset", help="mnist (default; the shipped 10k sample when the full set "
+                   "is absent), mnist-sample or fashion-mnist")
+    d.add_argument("--data-dir", help="folder holding the dataset's IDX files")
+    d.add_argument("--limit-train", type=int, help="use only the first N training images")
+    d.add_argument("--out", help="parent folder of run directories (default outputs)")
+    d.add_argument("--name", help="run directory name (default <kind>-<date>-<time>)")
+    d.add_argument("--log-every", type=int, help="steps per metrics.jsonl record (default 10)")
+    d.add_argument("--eval-every", type=int, help="held-out evaluation interval (default: a fifth of the run)")
+    d.add_argument("--checkpoint-every", type=int, help="checkpoint interval (default: a fifth of the run)")
+    d.add_argument("--keep-checkpoints", type=int, help="how many checkpoints to keep (default 2)")
+    d.add_argument("--no-progress", dest="progress", action="store_false", help="no progress output")
+    return p
+
+
+def train_main(argv: list[str]) -> int:
+    args = vars(_train_parser().parse_args(argv))
+    kind = args.pop("kind")
+    resume = args.pop("resume", None)
+    for flag, owner in KIND_ONLY.items():
+        if flag in args and owner != kind:
+            raise UsageError(f"--{flag.replace('_', '-')} applies to {owner} only, not {kind}")
+    if args.get("binarize") == "none":
+        args["binarize"] = None
+    from . import api
+    from .options import TrainOptions
+
+    api.train(kind, TrainOptions(**args), resume=resume)
+    return 0
+
+
+def sample_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="bin/sample", description="Draw samples from a trained run into a PNG grid.")
+    p.add_argument("run_dir", help="a run directory written by bin/train")
+    p.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    p.add_argument("--seed", type=int, default=0, help="same seed, same images (default 0)")
+    p.add_argument("--out", default=None, help="PNG path (default RUN_DIR/samples-seed<seed>.png)")
+    p.add_argument("--npy", default=None, help="also save the uint8 (n, 28, 28) array here")
+    args = p.parse_args(argv)
+    from pathlib import Path
+
+    import numpy as np
+
+    from . import api
+
+    images = api.sample(args.run_dir, n=args.n, seed=args.seed)
+    out = Path(args.out or Path(args.run_dir) / f"samples-seed{args.seed}.png")
+    api.save_grid(images, out)
+    if args.npy:
+        np.save(args.npy, images)
+    print(out)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"error: unknown command {argv[0]!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
+        print("usage: python -m mlx_generative {" + ",".join(COMMANDS) + "} ...", file=sys.stderr)
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    command, rest = argv[0], argv[1:]
+    try:
+        if command == "train":
+            return train_main(rest)
+        if command == "sample":
+            return sample_main(rest)
+        if command == "info":
+            from .info import main as info_main
+
+            return info_main(rest)
+        from .download import fetch_data_main
+
+        return fetch_data_main(rest)
+    except MlxGenerativeError as e:
+        from .trainer import NonFiniteLossError
+
+        print(f"error: {e}", file=sys.stderr)
+        return 1 if isinstance(e, NonFiniteLossError) else 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,179 @@
+"""Where each model meets its objective, its data transform and its sampler.
+
+``KINDS`` is the one table that pairs a model family with a loss, the scalars
+that change during training, held-out metrics and a way to draw samples. The
+trainer and the CLI only ever go through it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+
+from .diffusion import Schedule, ddpm_sample
+from .losses import ae_loss, bernoulli_nll, ddpm_loss, gaussian_kl, kl_beta, vae_loss
+from .models import AE, VAE, AEArgs, TinyUNet, UNetArgs, VAEArgs
+from .options import TrainOptions
+
+EVAL_BATCH = 500  # images per forward pass in evaluation and sampling
+EVAL_SEED = 1234  # fixed noise for held-out metrics, so runs compare fairly
+
+
+def _chunks(n: int, size: int = EVAL_BATCH):
+    for start in range(0, n, size):
+        yield start, min(n, start + size)
+
+
+def _weighted_means(parts: list[tuple[int, dict]]) -> dict:
+    total = sum(n for n, _ in parts)
+    return {k: sum(n * float(m[k]) for n, m in parts) / total for k in parts[0][1]}
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    args_cls: type
+    model_cls: type
+    scale: str  # "unit" ([0, 1]) or "symmetric" ([-1, 1]) pixels
+
+    def model_args(self, opts: TrainOptions):
+        return self.args_cls()
+
+    def build(self, model_args) -> nn.Module:
+        model = self.model_cls(model_args)
+        mx.eval(model.parameters())
+        return model
+
+    def extra_config(self, opts: TrainOptions) -> dict:
+        return {}
+
+    def scalars_at(self, opts: TrainOptions):
+        return lambda step: {}
+
+
+class AEKind(Kind):
+    def model_args(self, opts):
+        return AEArgs(latent_dim=opts.latent_dim)
+
+    def loss_fn(self, config: dict):
+        return partial(ae_loss, loss=config["train"]["loss"])
+
+    def heldout(self, model, x: np.ndarray, config: dict) -> dict:
+        parts = []
+        for a, b in _chunks(len(x)):
+            _, metrics = ae_loss(model, mx.array(x[a:b]), {})
+            parts.append((b - a, metrics))
+        return _weighted_means(parts)
+
+    def fit_prior(self, model, x: np.ndarray) -> dict[str, mx.array]:
+        """A Gaussian fitted to the codes of the training images: the AE's stand-in prior."""
+        codes = np.concatenate([np.array(model.encode(mx.array(x[a:b]))) for a, b in _chunks(len(x))])
+        codes = codes.astype(np.float64)
+        mean = codes.mean(axis=0)
+        cov = np.cov(codes, rowvar=False).reshape(len(mean), len(mean))
+        cov += 1e-5 * np.eye(len(mean))  # keeps the Cholesky factor defined for flat directions
+        chol = np.linalg.cholesky(cov)
+        return {"latent_mean": mx.array(mean.astype(np.float32)), "latent_chol": mx.array(chol.astype(np.float32))}
+
+    def sample(self, model, config: dict, extras: dict, n: int, key: mx.array) -> np.ndarray:
+        if "latent_mean" not in extras:
+            from .errors import CheckpointError
+
+            raise CheckpointError("this AE run has no fitted latent Gaussian (extras.safetensors); retrain it")
+        eps = mx.random.normal((n, extras["latent_mean"].shape[0]), key=key)
+        z = extras["latent_mean"] + eps @ extras["latent_chol"].T
+        return np.concatenate([np.array(mx.sigmoid(model.decode(z[a:b]))) for a, b in _chunks(n)])
+
+    def reconstruct(self, model, x: np.ndarray) -> np.ndarray:
+        return np.concatenate([np.array(mx.sigmoid(model(mx.array(x[a:b])))) for a, b in _chunks(len(x))])
+
+    def encode(self, model, x: np.ndarray) -> np.ndarray:
+        return np.concatenate([np.array(model.encode(mx.array(x[a:b]))) for a, b in _chunks(len(x))])
+
+
+class VAEKind(Kind):
+    def model_args(self, opts):
+        return VAEArgs(latent_dim=opts.latent_dim)
+
+    def loss_fn(self, config: dict):
+        return vae_loss
+
+    def scalars_at(self, opts):
+        return lambda step: {"beta": kl_beta(step, opts.warmup_steps, opts.beta_max)}
+
+    def heldout(self, model, x: np.ndarray, config: dict) -> dict:
+        """-ELBO in nats/image with one posterior sample (fixed noise), BCE and KL apart."""
+        mx.random.seed(EVAL_SEED)
+        parts = []
+        for a, b in _chunks(len(x)):
+            batch = mx.array(x[a:b])
+            logits, mu, logvar = model(batch)
+            bce = mx.mean(bernoulli_nll(logits, batch))
+            kl = mx.mean(gaussian_kl(mu, logvar))
+            parts.append((b - a, {"bce": bce, "kl": kl, "neg_elbo": bce + kl}))
+        return _weighted_means(parts)
+
+    def sample(self, model, config: dict, extras: dict, n: int, key: mx.array) -> np.ndarray:
+        z = mx.random.normal((n, model.args.latent_dim), key=key)
+        return np.concatenate([np.array(mx.sigmoid(model.decode(z[a:b]))) for a, b in _chunks(n)])
+
+    def reconstruct(self, model, x: np.ndarray) -> np.ndarray:
+        """Decode the posterior mean: the deterministic reconstruction."""
+        out = []
+        for a, b in _chunks(len(x)):
+            mu, _ = model.encode(mx.array(x[a:b]))
+            out.append(np.array(mx.sigmoid(model.decode(mu))))
+        return np.concatenate(out)
+
+    def encode(self, model, x: np.ndarray) -> np.ndarray:
+        """The posterior means mu(x)."""
+        return np.concatenate([np.array(model.encode(mx.array(x[a:b]))[0]) for a, b in _chunks(len(x))])
+
+
+class DDPMKind(Kind):
+    def extra_config(self, opts):
+        return {"diffusion": {"T": opts.T, "schedule": opts.schedule}}
+
+    @staticmethod
+    def schedule(config: dict) -> Schedule:
+        return Schedule.create(config["diffusion"]["T"], config["diffusion"]["schedule"])
+
+    def loss_fn(self, config: dict):
+        return partial(ddpm_loss, schedule=self.schedule(config))
+
+    def heldout(self, model, x: np.ndarray, config: dict) -> dict:
+        """Epsilon-MSE with every timestep equally represented and fixed noise."""
+        schedule = self.schedule(config)
+        parts = []
+        for a, b in _chunks(len(x)):
+            x0 = mx.array(x[a:b])
+            t = mx.arange(a, b) % schedule.T
+            noise = mx.random.normal(x0.shape, key=mx.random.key(EVAL_SEED + a))
+            eps = model(schedule.add_noise(x0, noise, t), t)
+            parts.append((b - a, {"mse": mx.mean((eps - noise) ** 2)}))
+        return _weighted_means(parts)
+
+    def sample(self, model, config: dict, extras: dict, n: int, key: mx.array, trajectory: bool = False):
+        schedule = self.schedule(config)
+        out = []
+        keys = mx.random.split(key, (n + EVAL_BATCH - 1) // EVAL_BATCH)
+        for i, (a, b) in enumerate(_chunks(n)):
+            states = ddpm_sample(model, schedule, (b - a, *self.image_shape(model)), keys[i], trajectory=True)
+            states = [np.array((s + 1.0) / 2.0) for s in states]  # [-1, 1] -> [0, 1]
+            out.append(np.stack(states, axis=1) if trajectory else states[-1])
+        return np.concatenate(out)
+
+    @staticmethod
+    def image_shape(model) -> tuple[int, int, int]:
+        return (model.args.image_size, model.args.image_size, model.args.in_channels)
+
+
+KINDS: dict[str, Kind] = {
+    "ae": AEKind("ae", AEArgs, AE, "unit"),
+    "vae": VAEKind("vae", VAEArgs, VAE, "unit"),
+    "ddpm": DDPMKind("ddpm", UNetArgs, TinyUNet, "symmetric"),
+}

@@ -1,0 +1,121 @@
+"""Building blocks shared by the models, chosen to stay on MLX's fast CPU path.
+
+MLX's CPU backend runs a convolution as im2col + GEMM only when it is
+undilated. A stride-2 transposed convolution, and the input gradient of any
+strided convolution, go through input dilation and fall to single-threaded
+reference loops (10-30x slower; see ../shared/MLX-NOTES.md). The two layers
+here compute *exactly* a 3x3 stride-2 ``Conv2d`` and a 4x4 stride-2
+``ConvTranspose2d`` (padding 1, PyTorch semantics) using only stride-1
+convolutions and reshapes, so forward and backward stay on the GEMM path.
+Their parameters have the same shapes as the layers they replace, so a
+PyTorch twin has the same parameter count.
+"""
+
+from __future__ import annotations
+
+import math
+
+import mlx.core as mx
+import mlx.nn as nn
+
+
+def space_to_depth(x: mx.array) -> mx.array:
+    """(N, H, W, C) -> (N, H/2, W/2, 4C); channel order (row phase, column phase, c)."""
+    n, h, w, c = x.shape
+    x = x.reshape(n, h // 2, 2, w // 2, 2, c)
+    return x.transpose(0, 1, 3, 2, 4, 5).reshape(n, h // 2, w // 2, 4 * c)
+
+
+def depth_to_space(x: mx.array) -> mx.array:
+    """(N, H, W, 4C) -> (N, 2H, 2W, C); inverse of space_to_depth."""
+    n, h, w, c4 = x.shape
+    c = c4 // 4
+    x = x.reshape(n, h, w, 2, 2, c)
+    return x.transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * h, 2 * w, c)
+
+
+def _uniform(shape: tuple[int, ...], fan_in: int) -> mx.array:
+    # The init nn.Conv2d uses, so replacing a layer does not change training.
+    bound = math.sqrt(1.0 / fan_in)
+    return mx.random.uniform(-bound, bound, shape)
+
+
+class Down(nn.Module):
+    """Halve H and W: exactly ``Conv2d(in, out, 3, stride=2, padding=1)``.
+
+    Output pixel i reads input rows 2i-1, 2i, 2i+1. After space-to-depth those
+    are row-phase 1 of block i-1 and phases 0, 1 of block i: a 2x2 stride-1
+    convolution over blocks, padded by one block at the top/left only. The 3x3
+    kernel, padded to 4x4 with a leading zero row and column, is that 2x2
+    kernel with each tap's two phases laid side by side (tap index 2*u + phase).
+    ``weight`` has nn.Conv2d's shape (out, 3, 3, in). H and W must be even.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        fan_in = 9 * in_channels
+        self.weight = _uniform((out_channels, 3, 3, in_channels), fan_in)
+        self.bias = _uniform((out_channels,), fan_in)
+
+    def block_kernel(self) -> mx.array:
+        """The (out, 2, 2, 4*in) kernel the stride-1 convolution applies."""
+        out_c, _, _, in_c = self.weight.shape
+        w = mx.pad(self.weight, [(0, 0), (1, 0), (1, 0), (0, 0)])  # (out, 4, 4, in)
+        w = w.reshape(out_c, 2, 2, 2, 2, in_c)  # (out, u, row phase, v, col phase, in)
+        return w.transpose(0, 1, 3, 2, 4, 5).reshape(out_c, 2, 2, 4 * in_c)
+
+    def __call__(self, x: mx.array) -> mx.array:
+        blocks = space_to_depth(x)  # (N, H/2, W/2, 4*in)
+        blocks = mx.pad(blocks, [(0, 0), (1, 0), (1, 0), (0, 0)])
+        return mx.conv2d(blocks, self.block_kernel()) + self.bias
+
+
+class Up(nn.Module):
+    """Double H and W: exactly ``ConvTranspose2d(in, out, 4, stride=2, padding=1)``.
+
+    Output row 2m + r (phase r) gathers input rows m-1, m, m+1 through kernel
+    taps k = r + 1 - 2d (d = -1, 0, 1; out-of-range taps are zero). So one 3x3
+    stride-1 convolution into 4*out channels (one group per output phase)
+    followed by depth-to-space gives the same result with no dilation.
+    ``weight`` has nn.ConvTranspose2d's shape (out, 4, 4, in).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        # PyTorch's ConvTranspose2d init: its fan-in is computed from dim 1 (= out) * k * k.
+        fan_in = 16 * out_channels
+        self.weight = _uniform((out_channels, 4, 4, in_channels), fan_in)
+        self.bias = _uniform((out_channels,), fan_in)
+
+    def phase_kernel(self) -> mx.array:
+        """The (4*out, 3, 3, in) kernel of the stride-1 convolution."""
+        out_c, _, _, in_c = self.weight.shape
+        # Pad the 4 taps with a zero at each end: index k+1 holds tap k, 0 and 5 are zero.
+        w = mx.pad(self.weight, [(0, 0), (1, 1), (1, 1), (0, 0)])  # (out, 6, 6, in)
+        # Tap for phase r at offset index j (d = j - 1): k = r + 1 - 2(j - 1) = r + 3 - 2j.
+        index = mx.array([[r + 3 - 2 * j + 1 for j in range(3)] for r in range(2)])  # (2, 3)
+        w = w[:, index]  # (out, r_y, j_y, 6, in)
+        w = w[:, :, :, index]  # (out, r_y, j_y, r_x, j_x, in)
+        w = w.transpose(1, 3, 0, 2, 4, 5)  # (r_y, r_x, out, j_y, j_x, in)
+        return w.reshape(4 * out_c, 3, 3, in_c)
+
+    def __call__(self, x: mx.array) -> mx.array:
+        phases = mx.conv2d(x, self.phase_kernel(), padding=1)  # (N, H, W, 4*out)
+        # Channels are (r_y, r_x, out): the order depth_to_space expects.
+        return depth_to_space(phases) + self.bias
+
+
+def timestep_embedding(t: mx.array, dim: int, max_period: float = 10000.0) -> mx.array:
+    """Sinusoidal embedding of (possibly fractional) timesteps, as in DDPM/Transformer.
+
+    t: (N,) -> (N, dim), first half sines, second half cosines, frequencies from
+    1 down to 1/max_period. (nn.SinusoidalPositionalEncoding orders and scales
+    differently, so it would not match the usual DDPM embedding.)
+    """
+    half = dim // 2
+    freqs = mx.exp(-math.log(max_period) * mx.arange(half, dtype=mx.float32) / half)
+    args = t.astype(mx.float32)[:, None] * freqs[None, :]
+    emb = mx.concatenate([mx.sin(args), mx.cos(args)], axis=-1)
+    if dim % 2:
+        emb = mx.pad(emb, [(0, 0), (0, 1)])
+    return emb

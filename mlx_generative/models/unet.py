@@ -1,0 +1,82 @@
+"""A tiny UNet that maps (x_t, t) to a prediction of the noise in x_t.
+
+It knows nothing of noise schedules: ``t`` is just a number to embed (the
+diffusion module decides what it means). Resolution path 28 -> 14 -> 7 and
+back, with skip connections, GroupNorm + SiLU residual blocks, and the
+timestep added to every block through a small MLP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mlx.core as mx
+import mlx.nn as nn
+
+from ..layers import Down, Up, timestep_embedding
+from .base import BaseModelArgs
+
+
+@dataclass
+class UNetArgs(BaseModelArgs):
+    channels: tuple[int, int, int] = (32, 64, 64)  # at full, 1/2 and 1/4 resolution
+    time_dim: int = 128  # width of the timestep MLP
+    groups: int = 8  # GroupNorm groups; must divide every channel count
+    image_size: int = 28  # must be divisible by 4
+    in_channels: int = 1
+
+
+class ResBlock(nn.Module):
+    """GroupNorm-SiLU-Conv twice, timestep added in between, 1x1 skip when widths differ."""
+
+    def __init__(self, in_channels: int, out_channels: int, time_dim: int, groups: int):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(groups, in_channels, pytorch_compatible=True)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.time = nn.Linear(time_dim, out_channels)
+        self.norm2 = nn.GroupNorm(groups, out_channels, pytorch_compatible=True)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
+        self.skip = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else None
+
+    def __call__(self, x: mx.array, temb: mx.array) -> mx.array:
+        h = self.conv1(nn.silu(self.norm1(x)))
+        h = h + self.time(temb)[:, None, None, :]  # (N, C) broadcast over H, W
+        h = self.conv2(nn.silu(self.norm2(h)))
+        return h + (self.skip(x) if self.skip is not None else x)
+
+
+class TinyUNet(nn.Module):
+    """eps_theta(x_t, t): (N, S, S, C), (N,) -> (N, S, S, C)."""
+
+    def __init__(self, args: UNetArgs):
+        super().__init__()
+        if args.image_size % 4:
+            raise ValueError(f"image_size must be divisible by 4, got {args.image_size}")
+        if any(c % args.groups for c in args.channels):
+            raise ValueError(f"groups={args.groups} must divide every channel count {args.channels}")
+        self.args = args
+        c1, c2, c3 = args.channels
+        t, g = args.time_dim, args.groups
+        self.time_mlp = nn.Sequential(nn.Linear(c1, t), nn.SiLU(), nn.Linear(t, t))
+        self.stem = nn.Conv2d(args.in_channels, c1, 3, padding=1)
+        self.enc1 = ResBlock(c1, c1, t, g)  # S
+        self.down1 = Down(c1, c2)  # S -> S/2
+        self.enc2 = ResBlock(c2, c2, t, g)  # S/2
+        self.down2 = Down(c2, c3)  # S/2 -> S/4
+        self.mid = ResBlock(c3, c3, t, g)  # S/4
+        self.up2 = Up(c3, c2)  # S/4 -> S/2
+        self.dec2 = ResBlock(2 * c2, c2, t, g)  # after concatenating the enc2 skip
+        self.up1 = Up(c2, c1)  # S/2 -> S
+        self.dec1 = ResBlock(2 * c1, c1, t, g)  # after concatenating the enc1 skip
+        self.out_norm = nn.GroupNorm(g, c1, pytorch_compatible=True)
+        self.out = nn.Conv2d(c1, args.in_channels, 3, padding=1)
+
+    def __call__(self, x: mx.array, t: mx.array) -> mx.array:
+        temb = self.time_mlp(timestep_embedding(t, self.args.channels[0]))
+        h = self.stem(x)
+        skip1 = self.enc1(h, temb)
+        skip2 = self.enc2(self.down1(skip1), temb)
+        h = self.mid(self.down2(skip2), temb)
+        h = self.dec2(mx.concatenate([self.up2(h), skip2], axis=-1), temb)
+        h = self.dec1(mx.concatenate([self.up1(h), skip1], axis=-1), temb)
+        return self.out(nn.silu(self.out_norm(h)))

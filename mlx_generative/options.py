@@ -1,0 +1,88 @@
+"""Training options shared by the CLI and the Python API, with their range checks."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from .errors import UsageError
+
+KIND_NAMES = ("ae", "vae", "ddpm")
+
+# Per-kind defaults: the guide's step counts, so `bin/train vae` runs the guide's recipe.
+DEFAULT_STEPS = {"ae": 500, "vae": 600, "ddpm": 800}
+DEFAULT_LATENT = {"ae": 64, "vae": 32}
+DEFAULT_LR = {"ae": 1e-3, "vae": 1e-3, "ddpm": 2e-3}
+
+
+@dataclass
+class TrainOptions:
+    """Everything `bin/train` accepts. None means "the kind's default"."""
+
+    steps: int | None = None  # optimizer steps (the guide: ae 500, vae 600, ddpm 800)
+    batch_size: int = 128
+    lr: float | None = None  # Adam learning rate (ae/vae 1e-3, ddpm 2e-3)
+    seed: int = 0
+    latent_dim: int | None = None  # ae 64, vae 32
+    loss: str = "mse"  # ae reconstruction loss: mse or bce
+    warmup_steps: int = 200  # vae: KL weight rises linearly to beta_max over these steps
+    beta_max: float = 1.0  # vae: final KL weight (1 = the true ELBO)
+    binarize: str | None = None  # vae: None or "dynamic" (Bernoulli-sample pixels each epoch)
+    T: int = 6  # ddpm: diffusion steps
+    schedule: str = "linear"  # ddpm: linear or cosine
+    dataset: str = "mnist"
+    data_dir: str | None = None
+    limit_train: int | None = None  # use only the first N training images
+    out: str = "outputs"  # parent folder of run directories
+    name: str | None = None  # run directory name (default: <kind>-<timestamp>)
+    log_every: int = 10
+    eval_every: int = 0  # held-out evaluation every N steps (0: a fifth of the run)
+    checkpoint_every: int = 0  # resumable checkpoint every N steps (0: a fifth of the run)
+    keep_checkpoints: int = 2
+    clip_grad_norm: float | None = None
+    progress: bool = True
+
+    def resolved(self, kind: str) -> "TrainOptions":
+        """A copy with the kind's defaults filled in and every value checked."""
+        if kind not in KIND_NAMES:
+            raise UsageError(f"unknown model {kind!r}; choose one of: {', '.join(KIND_NAMES)}")
+        opts = dataclasses.replace(self)
+        if opts.steps is None:
+            opts.steps = DEFAULT_STEPS[kind]
+        if opts.lr is None:
+            opts.lr = DEFAULT_LR[kind]
+        if opts.latent_dim is None and kind in DEFAULT_LATENT:
+            opts.latent_dim = DEFAULT_LATENT[kind]
+        fifth = max(1, opts.steps // 5)
+        opts.eval_every = opts.eval_every or fifth
+        opts.checkpoint_every = opts.checkpoint_every or fifth
+        opts.check()
+        return opts
+
+    def check(self) -> None:
+        def need(ok: bool, flag: str, expected: str, value) -> None:
+            if not ok:
+                raise UsageError(f"--{flag} must be {expected}, got {value!r}")
+
+        need(self.steps >= 0, "steps", ">= 0", self.steps)
+        need(self.batch_size >= 1, "batch-size", ">= 1", self.batch_size)
+        need(self.lr > 0, "lr", "> 0", self.lr)
+        need(self.latent_dim is None or self.latent_dim >= 1, "latent-dim", ">= 1", self.latent_dim)
+        need(self.loss in ("mse", "bce"), "loss", "mse or bce", self.loss)
+        need(self.warmup_steps >= 0, "warmup-steps", ">= 0", self.warmup_steps)
+        need(self.beta_max > 0, "beta-max", "> 0", self.beta_max)
+        need(self.binarize in (None, "dynamic"), "binarize", "none or dynamic", self.binarize)
+        need(self.T >= 1, "T", ">= 1", self.T)
+        need(self.schedule in ("linear", "cosine"), "schedule", "linear or cosine", self.schedule)
+        need(self.limit_train is None or self.limit_train >= 1, "limit-train", ">= 1", self.limit_train)
+        need(self.log_every >= 1, "log-every", ">= 1", self.log_every)
+        need(self.eval_every >= 0, "eval-every", ">= 0", self.eval_every)
+        need(self.checkpoint_every >= 0, "checkpoint-every", ">= 0", self.checkpoint_every)
+        need(self.keep_checkpoints >= 1, "keep-checkpoints", ">= 1", self.keep_checkpoints)
+        need(
+            self.clip_grad_norm is None or self.clip_grad_norm > 0,
+            "clip-grad-norm", "> 0", self.clip_grad_norm,
+        )
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)

@@ -1,0 +1,163 @@
+"""One generic training loop for every model: a compiled step, logging, checkpoints.
+
+The trainer knows no model, loss or schedule. It is given
+  - ``loss_fn(model, batch, scalars) -> (loss, metrics)``,
+  - ``batch_at(step) -> np.ndarray`` (a pure function of the step: exact resume),
+  - ``scalars_at(step) -> dict[str, float]`` for values that change during
+    training (the KL weight); they enter the compiled step as arrays so
+    changing them does not retrace.
+
+Randomness inside the step (VAE noise, diffusion timesteps) comes from MLX's
+global generator, which the compiled step captures as state. We reseed it
+from (seed, step) before every step, so step k draws the same noise whether
+or not the run was interrupted and resumed before it.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+
+import mlx.core as mx
+import mlx.nn as nn
+import mlx.optimizers as optim
+import numpy as np
+
+from .errors import MlxGenerativeError
+
+
+class NonFiniteLossError(MlxGenerativeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+LossFn = Callable[[nn.Module, mx.array, dict], tuple[mx.array, dict]]
+
+
+def step_seed(seed: int, step: int) -> int:
+    """A distinct 32-bit seed for every (run seed, step) pair."""
+    return int(np.random.SeedSequence([seed, step]).generate_state(1)[0])
+
+
+def make_train_step(model: nn.Module, optimizer: optim.Optimizer, loss_fn: LossFn, clip_grad_norm: float | None = None):
+    """The compiled update: (batch, scalars) -> (loss, metrics), updating model and optimizer.
+
+    Captures ``[model.state, optimizer.state, mx.random.state]``: without the
+    random state, draws inside a compiled function would repeat every call.
+    """
+    loss_and_grad = nn.value_and_grad(model, loss_fn)
+    state = [model.state, optimizer.state, mx.random.state]
+
+    @partial(mx.compile, inputs=state, outputs=state)
+    def train_step(batch: mx.array, scalars: dict):
+        (loss, metrics), grads = loss_and_grad(model, batch, scalars)
+        if clip_grad_norm:
+            grads, _ = optim.clip_grad_norm(grads, clip_grad_norm)
+        optimizer.update(model, grads)
+        return loss, metrics
+
+    return train_step, state
+
+
+@dataclass
+class TrainLoop:
+    """Settings of the loop itself (not of any model)."""
+
+    steps: int  # train until this global step
+    seed: int = 0
+    start_step: int = 0  # > 0 when resuming
+    log_every: int = 10  # steps per metrics.jsonl record (window means)
+    checkpoint_every: int = 0  # 0: only at the end
+    eval_every: int = 0  # 0: only at the end
+    clip_grad_norm: float | None = None
+    batch_size: int = 0  # for images/s; taken from the first batch when 0
+    progress: bool = True
+    # Called with (step, record) for each training log, (step) for checkpoints/evals.
+    on_log: Callable[[int, dict], None] | None = None
+    on_checkpoint: Callable[[int], None] | None = None
+    on_eval: Callable[[int], dict] | None = None
+    history: list = field(default_factory=list)
+
+
+def _progress_bar(loop: TrainLoop):
+    """A tqdm bar on a terminal; None elsewhere (CI logs get plain lines instead)."""
+    if not loop.progress or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(
+        total=loop.steps,
+        initial=loop.start_step,
+        unit="step",
+        dynamic_ncols=True,
+        bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]",
+    )
+
+
+def train(
+    model: nn.Module,
+    optimizer: optim.Optimizer,
+    loss_fn: LossFn,
+    batch_at: Callable[[int], np.ndarray],
+    loop: TrainLoop,
+    scalars_at: Callable[[int], dict] = lambda step: {},
+) -> list[dict]:
+    """Run steps ``loop.start_step .. loop.steps - 1``; returns the logged records."""
+    train_step, state = make_train_step(model, optimizer, loss_fn, loop.clip_grad_norm)
+    bar = _progress_bar(loop)
+    plain_every = max(loop.log_every, (loop.steps - loop.start_step) // 10, 1)
+    window: dict[str, mx.array] = {}
+    window_steps, window_start = 0, time.perf_counter()
+
+    def flush(step: int) -> dict:
+        nonlocal window, window_steps, window_start
+        elapsed = time.perf_counter() - window_start
+        record = {"step": step, "split": "train"}
+        record.update({k: float(v.item()) / window_steps for k, v in window.items()})
+        record["images_per_s"] = round(window_steps * loop.batch_size / max(elapsed, 1e-9), 1)
+        window, window_steps, window_start = {}, 0, time.perf_counter()
+        if not math.isfinite(record["loss"]):
+            raise NonFiniteLossError(
+                f"loss became {record['loss']} by step {step}; the last good checkpoint is kept. "
+                "Try a lower --lr or --clip-grad-norm 1.0."
+            )
+        loop.history.append(record)
+        if loop.on_log:
+            loop.on_log(step, record)
+        return record
+
+    for step in range(loop.start_step, loop.steps):
+        batch = mx.array(batch_at(step))
+        if not loop.batch_size:
+            loop.batch_size = batch.shape[0]
+        scalars = {k: mx.array(v, dtype=mx.float32) for k, v in scalars_at(step).items()}
+        mx.random.seed(step_seed(loop.seed, step))
+        loss, metrics = train_step(batch, scalars)
+        mx.eval(loss, metrics, state)
+        for name, value in {"loss": loss, **metrics}.items():
+            window[name] = window[name] + value if name in window else value
+        window_steps += 1
+        done = step + 1
+        if done % loop.log_every == 0 or done == loop.steps:
+            record = flush(done)
+            if bar is not None:
+                bar.set_postfix(loss=f"{record['loss']:.4f}", img_s=f"{record['images_per_s']:.0f}")
+            elif loop.progress and (done % plain_every == 0 or done == loop.steps):
+                print(
+                    f"step {done}/{loop.steps}  loss {record['loss']:.4f}  "
+                    f"{record['images_per_s']:.0f} img/s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        if bar is not None:
+            bar.update(1)
+        if loop.on_eval and loop.eval_every and done % loop.eval_every == 0 and done < loop.steps:
+            loop.on_eval(done)
+        if loop.on_checkpoint and loop.checkpoint_every and done % loop.checkpoint_every == 0 and done < loop.steps:
+            loop.on_checkpoint(done)
+    if bar is not None:
+        bar.close()
+    return loop.history
