@@ -111,6 +111,7 @@ def train(
     plain_every = max(loop.log_every, (loop.steps - loop.start_step) // 10, 1)
     window: dict[str, mx.array] = {}
     window_steps, window_start = 0, time.perf_counter()
+    started = window_start
 
     def flush(step: int) -> dict:
         nonlocal window, window_steps, window_start
@@ -146,18 +147,22 @@ def train(
             if bar is not None:
                 bar.set_postfix(loss=f"{record['loss']:.4f}", img_s=f"{record['images_per_s']:.0f}")
             elif loop.progress and (done % plain_every == 0 or done == loop.steps):
+                elapsed = time.perf_counter() - started
+                eta = elapsed / (done - loop.start_step) * (loop.steps - done)
                 print(
                     f"step {done}/{loop.steps}  loss {record['loss']:.4f}  "
-                    f"{record['images_per_s']:.0f} img/s",
+                    f"{record['images_per_s']:.0f} img/s  ETA {eta:.0f} s",
                     file=sys.stderr,
                     flush=True,
                 )
         if bar is not None:
             bar.update(1)
+        paused = time.perf_counter()
         if loop.on_eval and loop.eval_every and done % loop.eval_every == 0 and done < loop.steps:
             loop.on_eval(done)
         if loop.on_checkpoint and loop.checkpoint_every and done % loop.checkpoint_every == 0 and done < loop.steps:
             loop.on_checkpoint(done)
+        window_start += time.perf_counter() - paused  # images/s counts training time only
     if bar is not None:
         bar.close()
     return loop.history

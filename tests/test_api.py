@@ -1,0 +1,176 @@
+"""The Python API and the CLI end to end, on a few steps of real digits."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import mlx_generative as mg
+from mlx_generative import checkpoint
+from mlx_generative.cli import main as cli_main
+from mlx_generative.errors import CheckpointError, UsageError
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = dict(steps=4, batch_size=16, limit_train=64, log_every=1, eval_every=100, checkpoint_every=2, progress=False)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """One tiny trained run per kind, shared by the tests below."""
+    out = tmp_path_factory.mktemp("runs")
+    return {kind: mg.train(kind, out=str(out), name=kind, verbose=False, **TINY) for kind in ("ae", "vae", "ddpm")}
+
+
+@pytest.mark.parametrize("kind", ["ae", "vae", "ddpm"])
+def test_run_directory_has_everything(runs, kind):
+    run_dir = runs[kind].run_dir
+    for name in ("config.json", "model.safetensors", "metrics.jsonl", "samples.png"):
+        assert (run_dir / name).is_file(), name
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["kind"] == kind and config["format_version"] == checkpoint.FORMAT_VERSION
+    assert config["data"]["scale"] == ("symmetric" if kind == "ddpm" else "unit")
+    records = checkpoint.read_metrics(run_dir)
+    assert [r["step"] for r in records if r["split"] == "train"] == [1, 2, 3, 4]
+    assert any(r["split"] == "test" and r["step"] == 4 for r in records)
+    assert [p.name for p in checkpoint.list_checkpoints(run_dir)] == ["step-00000002", "step-00000004"]
+    grid = Image.open(run_dir / "samples.png")
+    assert grid.size[0] > 8 * 28
+    if kind != "ddpm":
+        assert (run_dir / "reconstructions.png").is_file()
+    else:
+        assert (run_dir / "denoising.png").is_file()
+        assert (run_dir.parent / "ddpm_grid.png").is_file()  # where the guide says it goes
+
+
+@pytest.mark.parametrize("kind", ["ae", "vae", "ddpm"])
+def test_reloaded_run_samples_the_same_images(runs, kind):
+    live = mg.sample(runs[kind], n=6, seed=11)
+    reloaded = mg.sample(str(runs[kind].run_dir), n=6, seed=11)
+    assert live.shape == (6, 28, 28) and live.dtype == np.uint8
+    np.testing.assert_array_equal(live, reloaded)
+    assert not np.array_equal(live, mg.sample(runs[kind], n=6, seed=12))
+    model, config = mg.load(runs[kind].run_dir)  # unpacks as the issue promises
+    assert config["kind"] == kind and model is not None
+
+
+def test_reconstruct_and_encode(runs, digits):
+    for kind, dim in (("ae", 64), ("vae", 32)):
+        recon = mg.reconstruct(runs[kind], digits[:5])
+        assert recon.shape == (5, 28, 28) and recon.dtype == np.uint8
+        codes = mg.encode(runs[kind], digits[:5])
+        assert codes.shape == (5, dim)
+        np.testing.assert_allclose(codes, mg.encode(runs[kind], digits[:5].astype(np.float32) / 255), atol=1e-5)
+    with pytest.raises(UsageError, match="no encoder"):
+        mg.reconstruct(runs["ddpm"], digits[:2])
+
+
+def test_denoising_trajectory(runs):
+    strip = mg.denoising_trajectory(runs["ddpm"], n=3)
+    assert strip.shape == (3, runs["ddpm"].config["diffusion"]["T"] + 1, 28, 28)
+
+
+def test_training_is_deterministic(tmp_path):
+    a = mg.train("vae", out=str(tmp_path), name="a", verbose=False, **TINY)
+    b = mg.train("vae", out=str(tmp_path), name="b", verbose=False, **TINY)
+    losses = lambda r: [m["loss"] for m in checkpoint.read_metrics(r.run_dir) if m["split"] == "train"]
+    assert losses(a) == losses(b)
+    np.testing.assert_array_equal(mg.sample(a, n=4), mg.sample(b, n=4))
+
+
+def test_resume_continues_exactly(tmp_path):
+    opts = dict(TINY, steps=6, checkpoint_every=3)
+    full = mg.train("ddpm", out=str(tmp_path), name="full", verbose=False, **opts)
+    part = mg.train("ddpm", out=str(tmp_path), name="part", verbose=False, **dict(opts, steps=3))
+    resumed = mg.train("ddpm", resume=part.run_dir, steps=6, verbose=False)
+    assert resumed.run_dir == part.run_dir
+    train_losses = lambda d: [(m["step"], m["loss"]) for m in checkpoint.read_metrics(d) if m["split"] == "train"]
+    got, want = train_losses(part.run_dir), train_losses(full.run_dir)
+    assert [s for s, _ in got] == [1, 2, 3, 4, 5, 6]
+    np.testing.assert_allclose([l for _, l in got], [l for _, l in want], rtol=1e-5)
+    np.testing.assert_array_equal(mg.sample(full, n=4), mg.sample(resumed, n=4))
+
+
+def test_cli_trains_each_model_with_the_guides_flags(tmp_path):
+    common = ["--batch-size", "16", "--limit-train", "10000", "--out", str(tmp_path), "--no-progress", "--eval-every", "100"]
+    assert cli_main(["train", "ae", "--steps", "2", "--latent-dim", "16", "--loss", "bce", *common]) == 0
+    assert cli_main(["train", "vae", "--steps", "2", "--warmup-steps", "1", "--beta-max", "0.5", "--latent-dim", "8", *common]) == 0
+    assert cli_main(["train", "ddpm", "--steps", "2", "--T", "3", "--schedule", "cosine", *common]) == 0
+    dirs = sorted(p.name.split("-")[0] for p in tmp_path.iterdir() if p.is_dir())
+    assert dirs == ["ae", "ddpm", "vae"]
+    ddpm_dir = next(p for p in tmp_path.iterdir() if p.name.startswith("ddpm"))
+    config = json.loads((ddpm_dir / "config.json").read_text())
+    assert config["diffusion"] == {"T": 3, "schedule": "cosine"}
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["train", "gan"], "invalid choice"),
+        (["train", "ae", "--steps", "-1"], "--steps must be >= 0"),
+        (["train", "ddpm", "--T", "0"], "--T must be >= 1"),
+        (["train", "vae", "--beta-max", "0"], "--beta-max must be > 0"),
+        (["train", "ae", "--T", "4"], "--T applies to ddpm only"),
+        (["train", "ae", "--batch-size", "100000", "--steps", "1"], "batch size"),
+        (["train", "vae", "--resume", "/nonexistent/run"], "no such run directory"),
+        (["sample", "/nonexistent/run"], "no such run directory"),
+        (["frobnicate"], "unknown command"),
+    ],
+)
+def test_cli_errors_are_one_line_with_status_2(argv, message, capsys, tmp_path):
+    argv = argv + (["--out", str(tmp_path)] if argv[0] == "train" and "--resume" not in argv and len(argv) > 2 else [])
+    try:
+        status = cli_main(argv)
+    except SystemExit as e:  # argparse's own errors
+        status = e.code
+    assert status == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_load_rejects_broken_runs(runs, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(runs["vae"].run_dir, broken)
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        mg.load(broken)
+    cfg = json.loads((broken / "config.json").read_text())
+    cfg["model"]["latent_dim"] = 7
+    (broken / "config.json").write_text(json.dumps(cfg))
+    shutil.copy(runs["vae"].run_dir / "model.safetensors", broken / "model.safetensors")
+    with pytest.raises(CheckpointError, match="shape"):
+        mg.load(broken)
+    cfg["format_version"] = 99
+    (broken / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="format_version"):
+        mg.load(broken)
+
+
+def test_bin_launchers_and_python_m(tmp_path):
+    env = {**os.environ, "PYTHONPATH": ""}
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bin" / "train"), "vae", "--steps", "1", "--batch-size", "8",
+         "--limit-train", "16", "--out", str(tmp_path), "--no-progress", "--eval-every", "100"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "held-out" in out.stderr
+    help_text = subprocess.run([sys.executable, "-m", "mlx_generative", "train", "--help"],
+                               cwd=ROOT, capture_output=True, text=True, timeout=60).stdout
+    for flag in ("--steps", "--batch-size", "--lr", "--latent-dim", "--limit-train", "--warmup-steps",
+                 "--beta-max", "--T", "--schedule", "--seed", "--dataset", "--data-dir", "--out", "--resume"):
+        assert flag in help_text
+    run_dir = next(tmp_path.glob("vae-*"))
+    sampled = subprocess.run([sys.executable, str(ROOT / "bin" / "sample"), str(run_dir), "--n", "4"],
+                             capture_output=True, text=True, timeout=120)
+    assert sampled.returncode == 0, sampled.stderr
+    assert Path(sampled.stdout.strip()).is_file()

@@ -1,0 +1,91 @@
+"""Schedules, forward noising and the reverse step, against the formulas."""
+
+from __future__ import annotations
+
+import math
+
+import mlx.core as mx
+import numpy as np
+import pytest
+
+from mlx_generative.diffusion import Schedule, cosine_betas, ddpm_sample, linear_betas, make_betas
+
+
+@pytest.mark.parametrize("T", [1, 2, 4, 6, 8, 50, 1000])
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+def test_schedules_end_near_pure_noise(T, kind):
+    betas = make_betas(T, kind)
+    assert betas.shape == (T,)
+    assert np.all(betas > 0) and np.all(betas <= 0.999)
+    alpha_bar = np.cumprod(1 - betas)
+    assert np.all(np.diff(alpha_bar) < 0)
+    assert alpha_bar[-1] <= 1e-3 + 1e-12  # x_T is noise, for tiny T too (1e-4..0.02 would leave 0.92 at T=8)
+
+
+def test_linear_is_ho_et_al_at_T_1000():
+    np.testing.assert_allclose(linear_betas(1000), np.linspace(1e-4, 0.02, 1000), rtol=1e-6)
+
+
+def test_linear_betas_are_evenly_spaced():
+    betas = linear_betas(6)
+    assert np.allclose(np.diff(betas), np.diff(betas)[0])
+
+
+def test_cosine_matches_nichol_dhariwal():
+    T, s = 10, 0.008
+    f = lambda t: math.cos(((t / T + s) / (1 + s)) * math.pi / 2) ** 2
+    expected = [min(1 - (f(t) / f(0)) / (f(t - 1) / f(0)), 0.999) for t in range(1, T + 1)]
+    np.testing.assert_allclose(cosine_betas(T), expected, rtol=1e-9)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="T must be >= 1"):
+        make_betas(0, "linear")
+    with pytest.raises(ValueError, match="unknown schedule"):
+        make_betas(6, "quadratic")
+
+
+def test_add_noise_matches_closed_form():
+    sched = Schedule.create(6, "cosine")
+    x0, noise = mx.ones((2, 2, 2, 1)), mx.full((2, 2, 2, 1), 2.0)
+    xt = sched.add_noise(x0, noise, mx.array([0, 5]))
+    ab = np.cumprod(1 - cosine_betas(6))
+    np.testing.assert_allclose(np.array(xt[0]), math.sqrt(ab[0]) + 2 * math.sqrt(1 - ab[0]), rtol=1e-5)
+    np.testing.assert_allclose(np.array(xt[1]), math.sqrt(ab[5]) + 2 * math.sqrt(1 - ab[5]), rtol=1e-5)
+
+
+def test_reverse_step_formula_and_no_noise_at_the_end():
+    sched = Schedule.create(4, "linear")
+    b = linear_betas(4)
+    a, ab = 1 - b, np.cumprod(1 - b)
+    x, eps, z = mx.full((1, 3), 0.5), mx.full((1, 3), 0.2), mx.full((1, 3), 1.0)
+    for t in (3, 0):
+        mean = (0.5 - (1 - a[t]) / math.sqrt(1 - ab[t]) * 0.2) / math.sqrt(a[t])
+        expected = mean + (math.sqrt(b[t]) if t > 0 else 0.0)
+        np.testing.assert_allclose(np.array(sched.step(eps, t, x, z)), expected, rtol=1e-5)
+
+
+def test_perfect_denoiser_recovers_the_data():
+    """If eps_theta returned the true noise, the chain would land on x0 exactly (T=1)."""
+    sched = Schedule.create(1, "linear")
+    x0 = mx.full((2, 4, 4, 1), 0.3)
+    key = mx.random.key(0)
+    x_T = mx.random.normal(x0.shape, key=mx.random.split(key, 2)[0])
+    ab = sched.alphas_cumprod[0]
+    true_eps = lambda x, t: (x - mx.sqrt(ab) * x0) / mx.sqrt(1 - ab)
+    out = ddpm_sample(true_eps, sched, x0.shape, key)
+    np.testing.assert_allclose(np.array(out), 0.3, atol=1e-4)
+    assert x_T.shape == out.shape
+
+
+def test_sampling_is_seeded():
+    sched = Schedule.create(3, "cosine")
+    denoise = lambda x, t: 0.1 * x
+    a = ddpm_sample(denoise, sched, (2, 4, 4, 1), mx.random.key(7))
+    b = ddpm_sample(denoise, sched, (2, 4, 4, 1), mx.random.key(7))
+    c = ddpm_sample(denoise, sched, (2, 4, 4, 1), mx.random.key(8))
+    np.testing.assert_array_equal(np.array(a), np.array(b))
+    assert not np.allclose(np.array(a), np.array(c))
+    traj = ddpm_sample(denoise, sched, (2, 4, 4, 1), mx.random.key(7), trajectory=True)
+    assert len(traj) == 4
+    np.testing.assert_array_equal(np.array(traj[-1]), np.array(a))
