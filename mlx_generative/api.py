@@ -16,11 +16,12 @@ import numpy as np
 from . import _blas, checkpoint
 from .batches import BatchStream, to_model_input
 from .datasets import load_dataset
+from .diffusion import SIGMAS
 from .errors import CheckpointError, UsageError
 from .images import as_unit_float, interleave_rows, save_grid, to_uint8
 from .kinds import KINDS
 from .options import TrainOptions
-from .trainer import TrainLoop
+from .trainer import TrainingInterrupted, TrainLoop
 from .trainer import train as run_training_loop
 
 __version__ = "0.1.0"
@@ -87,12 +88,13 @@ def _as_run(run) -> Run:
 # ---- using a trained model ----------------------------------------------------------
 
 
-def sample(run, n: int = 64, seed: int = 0) -> np.ndarray:
+def sample(run, n: int = 64, seed: int = 0, sigma: str | None = None) -> np.ndarray:
     """Draw ``n`` images as uint8 (n, 28, 28). Same seed, same images.
 
     ``run`` is a run directory, a ``Run`` from ``train``/``load``, or ``(model, config)``.
       - VAE: decodes z ~ N(0, I) (the mean image of p(x|z)).
-      - DDPM: runs the reverse diffusion chain from pure noise.
+      - DDPM: runs the reverse diffusion chain from pure noise; ``sigma`` ("beta"
+        or "posterior") overrides the run's reverse-step noise.
       - AE: an autoencoder has no prior; we decode draws from a Gaussian fitted
         to the codes of its training images (stored in the run's
         extras.safetensors). Compare with the VAE, whose prior is part of the model.
@@ -100,8 +102,19 @@ def sample(run, n: int = 64, seed: int = 0) -> np.ndarray:
     run = _as_run(run)
     if n < 1:
         raise UsageError(f"n must be >= 1, got {n}")
-    pixels = KINDS[run.kind].sample(run.model, run.config, run.extras, n, mx.random.key(seed))
+    options = _ddpm_options(run, sigma)
+    pixels = KINDS[run.kind].sample(run.model, run.config, run.extras, n, mx.random.key(seed), **options)
     return to_uint8(pixels)
+
+
+def _ddpm_options(run: Run, sigma: str | None) -> dict:
+    if sigma is None:
+        return {}
+    if run.kind != "ddpm":
+        raise UsageError(f"sigma applies to ddpm runs only, not {run.kind}")
+    if sigma not in SIGMAS:
+        raise UsageError(f"sigma must be one of {', '.join(SIGMAS)}, got {sigma!r}")
+    return {"sigma": sigma}
 
 
 def denoising_trajectory(run, n: int = 8, seed: int = 0) -> np.ndarray:
@@ -190,9 +203,10 @@ def train(kind: str, options: TrainOptions | None = None, *, resume=None, verbos
         saved = checkpoint.load_config(run_dir)
         if saved["kind"] != kind:
             raise UsageError(f"--resume {run_dir}: that run trains a {saved['kind']}, not a {kind}")
-        steps = options.steps
+        steps, progress = options.steps, options.progress
         options = TrainOptions(**saved["train"])
         options.steps = steps if steps is not None else options.steps
+        options.progress = progress
         opts = options.resolved(kind)
     else:
         opts = options.resolved(kind)
@@ -271,7 +285,15 @@ def train(kind: str, options: TrainOptions | None = None, *, resume=None, verbos
         on_eval=evaluate,
     )
     started = time.perf_counter()
-    run_training_loop(model, optimizer, spec.loss_fn(config), stream.batch, loop, spec.scalars_at(opts))
+    try:
+        run_training_loop(model, optimizer, spec.loss_fn(config), stream.batch, loop, spec.scalars_at(opts))
+    except TrainingInterrupted as stop:
+        _say(
+            f"{stop}: checkpoint written to {checkpoint.checkpoint_dir(run_dir, stop.step)}\n"
+            f"resume with: bin/train {kind} --resume {run_dir}",
+            verbose,
+        )
+        raise
     seconds = time.perf_counter() - started
 
     checkpoint.save_checkpoint(run_dir, opts.steps, model, optimizer, opts.keep_checkpoints)

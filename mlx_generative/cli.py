@@ -21,6 +21,7 @@ KIND_ONLY = {
     "binarize": "vae",
     "T": "ddpm",
     "schedule": "ddpm",
+    "sigma": "ddpm",
 }
 
 
@@ -41,7 +42,7 @@ def _train_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("training")
     g.add_argument("--steps", type=int, help="optimizer steps (default: ae 500, vae 600, ddpm 800)")
     g.add_argument("--batch-size", type=int, help="images per step (default 128)")
-    g.add_argument("--lr", type=float, help="Adam learning rate (default: ae/vae 1e-3, ddpm 2e-3)")
+    g.add_argument("--lr", type=float, help="Adam learning rate (default: ae/vae 1e-3, ddpm 4e-3)")
     g.add_argument("--seed", type=int, help="seeds weights, data order and noise (default 0)")
     g.add_argument("--clip-grad-norm", type=float, help="clip the global gradient norm to this value")
     g.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest checkpoint "
@@ -56,6 +57,9 @@ def _train_parser() -> argparse.ArgumentParser:
                    "binary pixels every epoch, for likelihoods comparable with the literature")
     m.add_argument("--T", type=int, help="ddpm: number of diffusion steps (default 6)")
     m.add_argument("--schedule", choices=["linear", "cosine"], help="ddpm: noise schedule (default linear)")
+    m.add_argument("--sigma", choices=["beta", "posterior"], help="ddpm: reverse-step noise: the guide's "
+                   "sqrt(beta_t), or the posterior's sqrt(beta~_t), which leaves far less noise at small T "
+                   "(default posterior)")
     d = p.add_argument_group("data and output")
     d.add_argument("--dataset", help="mnist (default; the shipped 10k sample when the full set "
                    "is absent), mnist-sample or fashion-mnist")
@@ -94,6 +98,8 @@ def sample_main(argv: list[str]) -> int:
     p.add_argument("--seed", type=int, default=0, help="same seed, same images (default 0)")
     p.add_argument("--out", default=None, help="PNG path (default RUN_DIR/samples-seed<seed>.png)")
     p.add_argument("--npy", default=None, help="also save the uint8 (n, 28, 28) array here")
+    p.add_argument("--sigma", choices=["beta", "posterior"], default=None,
+                   help="ddpm: reverse-step noise (default: the run's)")
     args = p.parse_args(argv)
     from pathlib import Path
 
@@ -101,7 +107,7 @@ def sample_main(argv: list[str]) -> int:
 
     from . import api
 
-    images = api.sample(args.run_dir, n=args.n, seed=args.seed)
+    images = api.sample(args.run_dir, n=args.n, seed=args.seed, sigma=args.sigma)
     out = Path(args.out or Path(args.run_dir) / f"samples-seed{args.seed}.png")
     api.save_grid(images, out)
     if args.npy:
@@ -131,8 +137,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return fetch_data_main(rest)
     except MlxGenerativeError as e:
-        from .trainer import NonFiniteLossError
+        from .trainer import NonFiniteLossError, TrainingInterrupted
 
+        if isinstance(e, TrainingInterrupted):
+            return 128 + e.signum  # 130 for SIGINT, 143 for SIGTERM, as shells expect
         print(f"error: {e}", file=sys.stderr)
         return 1 if isinstance(e, NonFiniteLossError) else 2
     except KeyboardInterrupt:

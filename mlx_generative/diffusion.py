@@ -18,6 +18,11 @@ import mlx.core as mx
 import numpy as np
 
 SCHEDULES = ("linear", "cosine")
+# Ho et al. (sec. 3.2) give two reverse-step variances: sigma_t^2 = beta_t (the
+# guide's formula) and the posterior's beta~_t = beta_t (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t).
+# They agree at T = 1000; with a handful of large betas, beta_t injects far more
+# noise than the next step can remove (T = 6 linear: sigma_2 = 0.46 where beta~_2 gives 0.13).
+SIGMAS = ("beta", "posterior")
 MAX_BETA = 0.999  # Nichol & Dhariwal clip betas here so the last step stays invertible.
 # alpha_bar_T of Ho et al.'s schedule (betas 1e-4..0.02 over T = 1000): how close
 # to pure noise x_T is. Our linear schedule ends there for every T it can.
@@ -88,12 +93,15 @@ class Schedule:
     alphas_cumprod: mx.array
     sqrt_alphas_cumprod: mx.array
     sqrt_one_minus_alphas_cumprod: mx.array
+    posterior_variance: mx.array  # beta~_t; equals beta_t at the first step
 
     @classmethod
     def create(cls, T: int, kind: str = "linear") -> "Schedule":
         betas = make_betas(T, kind)
         alphas = 1.0 - betas
         alphas_cumprod = np.cumprod(alphas)
+        alphas_cumprod_prev = np.concatenate([[1.0], alphas_cumprod[:-1]])
+        posterior_variance = betas * (1.0 - alphas_cumprod_prev) / (1.0 - alphas_cumprod)
 
         def f32(a: np.ndarray) -> mx.array:
             return mx.array(a.astype(np.float32))
@@ -106,6 +114,7 @@ class Schedule:
             alphas_cumprod=f32(alphas_cumprod),
             sqrt_alphas_cumprod=f32(np.sqrt(alphas_cumprod)),
             sqrt_one_minus_alphas_cumprod=f32(np.sqrt(1.0 - alphas_cumprod)),
+            posterior_variance=f32(posterior_variance),
         )
 
     def add_noise(self, x0: mx.array, noise: mx.array, t: mx.array) -> mx.array:
@@ -115,17 +124,21 @@ class Schedule:
             + extract(self.sqrt_one_minus_alphas_cumprod, t, x0.ndim) * noise
         )
 
-    def step(self, eps: mx.array, t: int, x_t: mx.array, noise: mx.array | None) -> mx.array:
+    def step(
+        self, eps: mx.array, t: int, x_t: mx.array, noise: mx.array | None, sigma: str = "beta"
+    ) -> mx.array:
         """One DDPM reverse step x_t -> x_{t-1} (Ho et al., Algorithm 2).
 
         x_{t-1} = (x_t - (1 - alpha_t)/sqrt(1 - alpha_bar_t) * eps) / sqrt(alpha_t) + sigma_t z,
-        sigma_t = sqrt(beta_t); no noise at the last step (t = 0 here).
+        sigma_t = sqrt(beta_t) (or sqrt(beta~_t) with sigma="posterior"); no noise
+        at the last step (t = 0 here).
         """
         coef = (1.0 - self.alphas[t]) / self.sqrt_one_minus_alphas_cumprod[t]
         mean = (x_t - coef * eps) / mx.sqrt(self.alphas[t])
         if t == 0 or noise is None:
             return mean
-        return mean + mx.sqrt(self.betas[t]) * noise
+        variance = self.betas[t] if sigma == "beta" else self.posterior_variance[t]
+        return mean + mx.sqrt(variance) * noise
 
 
 Denoiser = Callable[[mx.array, mx.array], mx.array]
@@ -137,6 +150,7 @@ def ddpm_sample(
     shape: tuple[int, ...],
     key: mx.array,
     trajectory: bool = False,
+    sigma: str = "beta",
 ) -> mx.array | list[mx.array]:
     """Run the reverse chain from x_T ~ N(0, I); returns x_0 in [-1, 1].
 
@@ -148,7 +162,7 @@ def ddpm_sample(
     for t in reversed(range(schedule.T)):
         eps = denoise(x, mx.full((shape[0],), t, dtype=mx.int32))
         noise = mx.random.normal(shape, key=keys[t + 1]) if t > 0 else None
-        x = schedule.step(eps, t, x, noise)
+        x = schedule.step(eps, t, x, noise, sigma)
         mx.eval(x)
         states.append(x)
     states[-1] = mx.clip(states[-1], -1.0, 1.0)

@@ -136,7 +136,7 @@ class VAEKind(Kind):
 
 class DDPMKind(Kind):
     def extra_config(self, opts):
-        return {"diffusion": {"T": opts.T, "schedule": opts.schedule}}
+        return {"diffusion": {"T": opts.T, "schedule": opts.schedule, "sigma": opts.sigma}}
 
     @staticmethod
     def schedule(config: dict) -> Schedule:
@@ -157,12 +157,14 @@ class DDPMKind(Kind):
             parts.append((b - a, {"mse": mx.mean((eps - noise) ** 2)}))
         return _weighted_means(parts)
 
-    def sample(self, model, config: dict, extras: dict, n: int, key: mx.array, trajectory: bool = False):
+    def sample(self, model, config: dict, extras: dict, n: int, key: mx.array, trajectory: bool = False, sigma=None):
         schedule = self.schedule(config)
+        sigma = sigma or config["diffusion"].get("sigma", "beta")
         out = []
         keys = mx.random.split(key, (n + EVAL_BATCH - 1) // EVAL_BATCH)
         for i, (a, b) in enumerate(_chunks(n)):
-            states = ddpm_sample(model, schedule, (b - a, *self.image_shape(model)), keys[i], trajectory=True)
+            shape = (b - a, *self.image_shape(model))
+            states = ddpm_sample(model, schedule, shape, keys[i], trajectory=True, sigma=sigma)
             states = [np.array((s + 1.0) / 2.0) for s in states]  # [-1, 1] -> [0, 1]
             out.append(np.stack(states, axis=1) if trajectory else states[-1])
         return np.concatenate(out)

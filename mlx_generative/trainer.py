@@ -15,8 +15,11 @@ or not the run was interrupted and resumed before it.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +35,39 @@ from .errors import MlxGenerativeError
 
 class NonFiniteLossError(MlxGenerativeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class TrainingInterrupted(MlxGenerativeError):
+    """SIGINT/SIGTERM arrived: the current step finished and a checkpoint was written."""
+
+    def __init__(self, step: int, signum: int):
+        super().__init__(f"interrupted by {signal.Signals(signum).name} after step {step}")
+        self.step = step
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _deferred_signals():
+    """Turn SIGINT/SIGTERM into a flag checked between steps, so no step is cut in half."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received  # handlers can only be installed from the main thread
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum, frame):
+        if received:  # a second Ctrl-C means "now"
+            signal.signal(signal.SIGINT, previous[signal.SIGINT])
+            raise KeyboardInterrupt
+        received.append(signum)
+
+    for sig in previous:
+        signal.signal(sig, handler)
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 LossFn = Callable[[nn.Module, mx.array, dict], tuple[mx.array, dict]]
@@ -105,7 +141,16 @@ def train(
     loop: TrainLoop,
     scalars_at: Callable[[int], dict] = lambda step: {},
 ) -> list[dict]:
-    """Run steps ``loop.start_step .. loop.steps - 1``; returns the logged records."""
+    """Run steps ``loop.start_step .. loop.steps - 1``; returns the logged records.
+
+    SIGINT/SIGTERM finish the current step, write a checkpoint through
+    ``loop.on_checkpoint`` and raise ``TrainingInterrupted``.
+    """
+    with _deferred_signals() as received:
+        return _train(model, optimizer, loss_fn, batch_at, loop, scalars_at, received)
+
+
+def _train(model, optimizer, loss_fn, batch_at, loop: TrainLoop, scalars_at, received: list) -> list[dict]:
     train_step, state = make_train_step(model, optimizer, loss_fn, loop.clip_grad_norm)
     bar = _progress_bar(loop)
     plain_every = max(loop.log_every, (loop.steps - loop.start_step) // 10, 1)
@@ -160,8 +205,18 @@ def train(
         paused = time.perf_counter()
         if loop.on_eval and loop.eval_every and done % loop.eval_every == 0 and done < loop.steps:
             loop.on_eval(done)
-        if loop.on_checkpoint and loop.checkpoint_every and done % loop.checkpoint_every == 0 and done < loop.steps:
-            loop.on_checkpoint(done)
+        due = loop.checkpoint_every and done % loop.checkpoint_every == 0 and done < loop.steps
+        if received or due:
+            if not math.isfinite(loss.item()):  # never checkpoint a blown-up model
+                flush(done)
+            if loop.on_checkpoint:
+                loop.on_checkpoint(done)
+            if received:
+                if window_steps:
+                    flush(done)
+                if bar is not None:
+                    bar.close()
+                raise TrainingInterrupted(done, received[0])
         window_start += time.perf_counter() - paused  # images/s counts training time only
     if bar is not None:
         bar.close()

@@ -71,6 +71,16 @@ def test_reconstruct_and_encode(runs, digits):
         mg.reconstruct(runs["ddpm"], digits[:2])
 
 
+def test_ddpm_sigma_choice(runs):
+    run = runs["ddpm"]
+    assert run.config["diffusion"]["sigma"] == "posterior"  # the default
+    beta = mg.sample(run, n=4, seed=3, sigma="beta")
+    np.testing.assert_array_equal(beta, mg.sample(run, n=4, seed=3, sigma="beta"))
+    assert not np.array_equal(beta, mg.sample(run, n=4, seed=3))
+    with pytest.raises(UsageError, match="sigma"):
+        mg.sample(runs["vae"], n=2, sigma="beta")
+
+
 def test_denoising_trajectory(runs):
     strip = mg.denoising_trajectory(runs["ddpm"], n=3)
     assert strip.shape == (3, runs["ddpm"].config["diffusion"]["T"] + 1, 28, 28)
@@ -101,12 +111,12 @@ def test_cli_trains_each_model_with_the_guides_flags(tmp_path):
     common = ["--batch-size", "16", "--limit-train", "10000", "--out", str(tmp_path), "--no-progress", "--eval-every", "100"]
     assert cli_main(["train", "ae", "--steps", "2", "--latent-dim", "16", "--loss", "bce", *common]) == 0
     assert cli_main(["train", "vae", "--steps", "2", "--warmup-steps", "1", "--beta-max", "0.5", "--latent-dim", "8", *common]) == 0
-    assert cli_main(["train", "ddpm", "--steps", "2", "--T", "3", "--schedule", "cosine", *common]) == 0
+    assert cli_main(["train", "ddpm", "--steps", "2", "--T", "3", "--schedule", "cosine", "--sigma", "beta", *common]) == 0
     dirs = sorted(p.name.split("-")[0] for p in tmp_path.iterdir() if p.is_dir())
     assert dirs == ["ae", "ddpm", "vae"]
     ddpm_dir = next(p for p in tmp_path.iterdir() if p.name.startswith("ddpm"))
     config = json.loads((ddpm_dir / "config.json").read_text())
-    assert config["diffusion"] == {"T": 3, "schedule": "cosine"}
+    assert config["diffusion"] == {"T": 3, "schedule": "cosine", "sigma": "beta"}
 
 
 @pytest.mark.parametrize(
@@ -174,3 +184,32 @@ def test_bin_launchers_and_python_m(tmp_path):
                              capture_output=True, text=True, timeout=120)
     assert sampled.returncode == 0, sampled.stderr
     assert Path(sampled.stdout.strip()).is_file()
+
+
+def test_sigint_checkpoints_and_resume_matches(tmp_path):
+    """Ctrl-C mid-run: exit 130, a checkpoint at the finished step, and --resume ends where a full run does."""
+    import signal
+    import time
+
+    args = ["--steps", "40", "--batch-size", "16", "--limit-train", "256", "--out", str(tmp_path),
+            "--eval-every", "1000", "--checkpoint-every", "1000", "--log-every", "1", "--no-progress"]
+    proc = subprocess.Popen([sys.executable, str(ROOT / "bin" / "train"), "vae", "--name", "cut", *args],
+                            stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "cut" / "metrics.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 3):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 130, err
+    assert "resume with: bin/train vae --resume" in err
+    saved = checkpoint.list_checkpoints(tmp_path / "cut")
+    assert saved, "an interrupted run must leave a checkpoint"
+    cut_at = int(saved[-1].name.split("-")[1])
+    assert 3 <= cut_at < 40
+    assert cli_main(["train", "vae", "--resume", str(tmp_path / "cut"), "--no-progress"]) == 0
+    assert cli_main(["train", "vae", "--name", "whole", *args]) == 0
+    losses = lambda d: [(m["step"], m["loss"]) for m in checkpoint.read_metrics(d) if m["split"] == "train"]
+    got, want = losses(tmp_path / "cut"), losses(tmp_path / "whole")
+    assert [s for s, _ in got] == list(range(1, 41))
+    np.testing.assert_allclose([l for _, l in got], [l for _, l in want], rtol=1e-5)

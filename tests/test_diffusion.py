@@ -89,3 +89,14 @@ def test_sampling_is_seeded():
     traj = ddpm_sample(denoise, sched, (2, 4, 4, 1), mx.random.key(7), trajectory=True)
     assert len(traj) == 4
     np.testing.assert_array_equal(np.array(traj[-1]), np.array(a))
+
+
+def test_posterior_variance_is_beta_tilde():
+    sched = Schedule.create(6, "linear")
+    b = linear_betas(6)
+    ab = np.cumprod(1 - b)
+    expected = b[1:] * (1 - ab[:-1]) / (1 - ab[1:])
+    np.testing.assert_allclose(np.array(sched.posterior_variance[1:]), expected, rtol=1e-5)
+    assert np.all(np.array(sched.posterior_variance) <= np.array(sched.betas) + 1e-7)
+    x, eps, z = mx.zeros((1, 2)), mx.zeros((1, 2)), mx.ones((1, 2))
+    np.testing.assert_allclose(np.array(sched.step(eps, 2, x, z, "posterior")), math.sqrt(expected[1]), rtol=1e-5)
