@@ -114,7 +114,7 @@ def test_cli_trains_each_model_with_the_guides_flags(tmp_path):
     assert cli_main(["train", "ddpm", "--steps", "2", "--T", "3", "--schedule", "cosine", "--sigma", "beta", *common]) == 0
     dirs = sorted(p.name.split("-")[0] for p in tmp_path.iterdir() if p.is_dir())
     assert dirs == ["ae", "ddpm", "vae"]
-    ddpm_dir = next(p for p in tmp_path.iterdir() if p.name.startswith("ddpm"))
+    ddpm_dir = next(p for p in tmp_path.iterdir() if p.is_dir() and p.name.startswith("ddpm"))
     config = json.loads((ddpm_dir / "config.json").read_text())
     assert config["diffusion"] == {"T": 3, "schedule": "cosine", "sigma": "beta"}
 
