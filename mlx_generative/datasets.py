@@ -325,6 +325,7 @@ def _load_verified(directory: Path, file: DataFile) -> np.ndarray:
     if path is None:  # removed between finding and loading
         raise DataError(f"{directory / file.name}: file disappeared")
     payload = read_idx_bytes(path)
+    array = decode_idx(payload, path)  # structural errors ("truncated by N bytes") say more than a hash
     digest = hashlib.sha256(payload).hexdigest()
     if digest != file.sha256:
         raise DataError(
@@ -332,4 +333,4 @@ def _load_verified(directory: Path, file: DataFile) -> np.ndarray:
             f"expected {file.sha256}; the file is corrupt or from another data set "
             "(delete it and fetch it again)"
         )
-    return decode_idx(payload, path)
+    return array
