@@ -12,6 +12,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
 import numpy as np
+from mlx.utils import tree_flatten
 
 from . import _blas, checkpoint
 from .batches import BatchStream, to_model_input
@@ -67,8 +68,9 @@ def load(run_dir) -> Run:
     try:
         model_args = kind.args_cls.from_dict(config["model"])
         model = kind.build(model_args)
-    except (TypeError, ValueError) as e:
+    except Exception as e:  # bad types or values surface from mlx as TypeError/ValueError/RuntimeError
         raise CheckpointError(f"{run_dir / checkpoint.CONFIG}: invalid model settings ({e})") from None
+    kind.check_config(config, run_dir / checkpoint.CONFIG)
     checkpoint.load_weights(run_dir / checkpoint.WEIGHTS, model)
     extras_path = run_dir / checkpoint.EXTRAS
     extras = checkpoint.read_arrays(extras_path) if extras_path.exists() else {}
@@ -143,6 +145,25 @@ def encode(run, images) -> np.ndarray:
 
 
 # ---- training -----------------------------------------------------------------------
+
+
+def run_size_bytes(model: nn.Module, keep_checkpoints: int) -> int:
+    """Disk a run needs: weights, then weights + Adam's two moments per kept checkpoint
+    (one more while the newest is written), plus ~2 MB of grids and metrics."""
+    weights = 4 * sum(v.size for _, v in tree_flatten(model.parameters()))
+    return weights * (1 + 3 * (keep_checkpoints + 1)) + 2_000_000
+
+
+def check_free_space(directory: Path, needed: int, flag: str = "--out") -> None:
+    """Fail before training, not at the first checkpoint, when the disk cannot hold the run."""
+    probe = Path(directory)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if free < needed:
+        raise UsageError(
+            f"{flag} {directory}: only {free / 1e6:.1f} MB free, a run needs about {needed / 1e6:.1f} MB"
+        )
 
 
 def _new_run_dir(out: Path, kind: str, name: str | None) -> Path:
@@ -229,10 +250,10 @@ def train(kind: str, options: TrainOptions | None = None, *, resume=None, verbos
     # bias_correction as in PyTorch and the Adam paper; without it the first steps are ~3x lr.
     optimizer = optim.Adam(learning_rate=opts.lr, bias_correction=True)
 
-    if run_dir is None:
-        out = Path(opts.out)
-        run_dir = _new_run_dir(out, kind, opts.name)
     out = Path(opts.out)
+    check_free_space(run_dir or out, run_size_bytes(model, opts.keep_checkpoints), "--resume" if run_dir else "--out")
+    if run_dir is None:
+        run_dir = _new_run_dir(out, kind, opts.name)
     config = {
         "kind": kind,
         "model": model_args.to_dict(),

@@ -36,19 +36,25 @@ CHECKPOINTS = "checkpoints"
 
 
 def _atomic_write(path: Path, write) -> None:
-    """Call write(tmp_path), fsync, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
+    """Call write(tmp_path), fsync, then rename over ``path``.
+
+    A failure (a full disk, a vanished directory) leaves ``path`` as it was and
+    raises CheckpointError naming it, never a half-written file.
+    """
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+        os.close(fd)
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except OSError as e:
+        raise CheckpointError(f"{path}: could not be written ({e.strerror or e}); the previous version is intact") from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        raise
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -163,8 +169,11 @@ def checkpoint_dir(run_dir: Path, step: int) -> Path:
 def save_checkpoint(run_dir: Path, step: int, model: nn.Module, optimizer, keep: int = 2) -> Path:
     """Write a complete checkpoint directory atomically, then prune to the newest ``keep``."""
     final = checkpoint_dir(run_dir, step)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
+    except OSError as e:
+        raise CheckpointError(f"{final.parent}: cannot write a checkpoint ({e.strerror or e})") from None
     try:
         save_weights(tmp / WEIGHTS, model)
         write_arrays(tmp / OPTIMIZER, dict(tree_flatten(optimizer.state)))
@@ -172,6 +181,9 @@ def save_checkpoint(run_dir: Path, step: int, model: nn.Module, optimizer, keep:
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError(f"{final}: could not be written ({e.strerror or e}); older checkpoints are intact") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

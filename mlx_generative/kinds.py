@@ -54,6 +54,9 @@ class Kind:
     def scalars_at(self, opts: TrainOptions):
         return lambda step: {}
 
+    def check_config(self, config: dict, path) -> None:
+        """Raise CheckpointError if a loaded config lacks what this kind needs to sample."""
+
 
 class AEKind(Kind):
     def model_args(self, opts):
@@ -137,6 +140,19 @@ class VAEKind(Kind):
 class DDPMKind(Kind):
     def extra_config(self, opts):
         return {"diffusion": {"T": opts.T, "schedule": opts.schedule, "sigma": opts.sigma}}
+
+    def check_config(self, config: dict, path) -> None:
+        from .diffusion import SCHEDULES, SIGMAS
+        from .errors import CheckpointError
+
+        diffusion = config.get("diffusion")
+        if not isinstance(diffusion, dict) or "T" not in diffusion or "schedule" not in diffusion:
+            raise CheckpointError(f"{path}: missing key 'diffusion' with 'T' and 'schedule'")
+        T, schedule = diffusion["T"], diffusion["schedule"]
+        if not isinstance(T, int) or T < 1 or schedule not in SCHEDULES:
+            raise CheckpointError(f"{path}: invalid diffusion settings T={T!r}, schedule={schedule!r}")
+        if diffusion.get("sigma", "beta") not in SIGMAS:
+            raise CheckpointError(f"{path}: invalid diffusion sigma {diffusion['sigma']!r}")
 
     @staticmethod
     def schedule(config: dict) -> Schedule:

@@ -213,3 +213,10 @@ def test_sigint_checkpoints_and_resume_matches(tmp_path):
     got, want = losses(tmp_path / "cut"), losses(tmp_path / "whole")
     assert [s for s, _ in got] == list(range(1, 41))
     np.testing.assert_allclose([l for _, l in got], [l for _, l in want], rtol=1e-5)
+    import mlx.core as mx
+
+    cut_weights = mx.load(str(tmp_path / "cut" / "model.safetensors"))
+    whole_weights = mx.load(str(tmp_path / "whole" / "model.safetensors"))
+    assert cut_weights.keys() == whole_weights.keys()
+    for name in cut_weights:
+        np.testing.assert_allclose(np.array(cut_weights[name]), np.array(whole_weights[name]), rtol=1e-5, atol=1e-6)
