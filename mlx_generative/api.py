@@ -90,13 +90,23 @@ def _as_run(run) -> Run:
 # ---- using a trained model ----------------------------------------------------------
 
 
-def sample(run, n: int = 64, seed: int = 0, sigma: str | None = None) -> np.ndarray:
+def sample(
+    run,
+    n: int = 64,
+    seed: int = 0,
+    sigma: str | None = None,
+    sampler: str | None = None,
+    steps: int | None = None,
+    eta: float | None = None,
+) -> np.ndarray:
     """Draw ``n`` images as uint8 (n, 28, 28). Same seed, same images.
 
     ``run`` is a run directory, a ``Run`` from ``train``/``load``, or ``(model, config)``.
       - VAE: decodes z ~ N(0, I) (the mean image of p(x|z)).
-      - DDPM: runs the reverse diffusion chain from pure noise; ``sigma`` ("beta"
-        or "posterior") overrides the run's reverse-step noise.
+      - DDPM: runs the reverse diffusion chain from pure noise. ``sampler="ddpm"``
+        (default) takes all T steps with noise ``sigma`` ("beta" or "posterior";
+        default: the run's); ``sampler="ddim"`` takes ``steps`` of them (default
+        all) with DDIM noise ``eta`` (default 0: deterministic given the seed).
       - AE: an autoencoder has no prior; we decode draws from a Gaussian fitted
         to the codes of its training images (stored in the run's
         extras.safetensors). Compare with the VAE, whose prior is part of the model.
@@ -104,19 +114,29 @@ def sample(run, n: int = 64, seed: int = 0, sigma: str | None = None) -> np.ndar
     run = _as_run(run)
     if n < 1:
         raise UsageError(f"n must be >= 1, got {n}")
-    options = _ddpm_options(run, sigma)
+    options = _ddpm_options(run, sigma, sampler, steps, eta)
     pixels = KINDS[run.kind].sample(run.model, run.config, run.extras, n, mx.random.key(seed), **options)
     return to_uint8(pixels)
 
 
-def _ddpm_options(run: Run, sigma: str | None) -> dict:
-    if sigma is None:
+def _ddpm_options(run: Run, sigma, sampler, steps, eta) -> dict:
+    """Check the diffusion-only sampling options and return those that were given."""
+    given = {k: v for k, v in dict(sigma=sigma, sampler=sampler, steps=steps, eta=eta).items() if v is not None}
+    if not given:
         return {}
     if run.kind != "ddpm":
-        raise UsageError(f"sigma applies to ddpm runs only, not {run.kind}")
-    if sigma not in SIGMAS:
+        raise UsageError(f"{', '.join(given)} applies to ddpm runs only, not {run.kind}")
+    if sigma is not None and sigma not in SIGMAS:
         raise UsageError(f"sigma must be one of {', '.join(SIGMAS)}, got {sigma!r}")
-    return {"sigma": sigma}
+    if sampler is not None and sampler not in ("ddpm", "ddim"):
+        raise UsageError(f"sampler must be ddpm or ddim, got {sampler!r}")
+    if (steps is not None or eta is not None) and given.get("sampler") != "ddim":
+        raise UsageError("steps and eta apply to sampler='ddim' only (DDPM always takes all T steps)")
+    if steps is not None and steps < 1:
+        raise UsageError(f"steps must be >= 1, got {steps}")
+    if eta is not None and eta < 0:
+        raise UsageError(f"eta must be >= 0, got {eta}")
+    return given
 
 
 def denoising_trajectory(run, n: int = 8, seed: int = 0) -> np.ndarray:

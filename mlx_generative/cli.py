@@ -100,6 +100,10 @@ def sample_main(argv: list[str]) -> int:
     p.add_argument("--npy", default=None, help="also save the uint8 (n, 28, 28) array here")
     p.add_argument("--sigma", choices=["beta", "posterior"], default=None,
                    help="ddpm: reverse-step noise (default: the run's)")
+    p.add_argument("--sampler", choices=["ddpm", "ddim"], default=None,
+                   help="ddpm runs: 'ddim' samples deterministically in --steps steps (default ddpm)")
+    p.add_argument("--steps", type=int, default=None, help="ddim: number of sampling steps (default: all T)")
+    p.add_argument("--eta", type=float, default=None, help="ddim: noise scale, 0 deterministic (default 0)")
     args = p.parse_args(argv)
     from pathlib import Path
 
@@ -107,7 +111,8 @@ def sample_main(argv: list[str]) -> int:
 
     from . import api
 
-    images = api.sample(args.run_dir, n=args.n, seed=args.seed, sigma=args.sigma)
+    images = api.sample(args.run_dir, n=args.n, seed=args.seed, sigma=args.sigma,
+                        sampler=args.sampler, steps=args.steps, eta=args.eta)
     out = Path(args.out or Path(args.run_dir) / f"samples-seed{args.seed}.png")
     api.save_grid(images, out)
     if args.npy:

@@ -167,3 +167,53 @@ def ddpm_sample(
         states.append(x)
     states[-1] = mx.clip(states[-1], -1.0, 1.0)
     return states if trajectory else states[-1]
+
+
+def ddim_timesteps(T: int, steps: int | None) -> list[int]:
+    """``steps`` indices out of 0..T-1, evenly spaced, always including both ends, descending."""
+    if steps is None or steps >= T:
+        return list(reversed(range(T)))
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    chosen = np.unique(np.round(np.linspace(0, T - 1, steps)).astype(int))
+    return [int(t) for t in chosen[::-1]]
+
+
+def ddim_sample(
+    denoise: Denoiser,
+    schedule: Schedule,
+    shape: tuple[int, ...],
+    key: mx.array,
+    steps: int | None = None,
+    eta: float = 0.0,
+    trajectory: bool = False,
+    clip_x0: bool = True,
+) -> mx.array | list[mx.array]:
+    """DDIM (Song, Meng & Ermon 2020, eq. 12, https://arxiv.org/abs/2010.02502) over a subsequence of steps.
+
+    x0_hat = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t), clipped to [-1, 1];
+    sigma = eta * sqrt((1 - alpha_bar_prev)/(1 - alpha_bar_t)) * sqrt(1 - alpha_bar_t/alpha_bar_prev);
+    x_prev = sqrt(alpha_bar_prev) x0_hat + sqrt(1 - alpha_bar_prev - sigma^2) eps + sigma z.
+    eta = 0 is deterministic given x_T; eta = 1 over all T steps is DDPM with the posterior variance.
+    The noise keys follow ddpm_sample's (key t + 1 at step t), so the two can be compared draw for draw.
+    """
+    keys = mx.random.split(key, schedule.T + 1)
+    x = mx.random.normal(shape, key=keys[0])
+    states = [x]
+    timesteps = ddim_timesteps(schedule.T, steps)
+    for i, t in enumerate(timesteps):
+        ab_t = schedule.alphas_cumprod[t]
+        ab_prev = schedule.alphas_cumprod[timesteps[i + 1]] if i + 1 < len(timesteps) else mx.array(1.0)
+        eps = denoise(x, mx.full((shape[0],), t, dtype=mx.int32))
+        x0 = (x - mx.sqrt(1.0 - ab_t) * eps) / mx.sqrt(ab_t)
+        if clip_x0:
+            x0 = mx.clip(x0, -1.0, 1.0)
+            eps = (x - mx.sqrt(ab_t) * x0) / mx.sqrt(1.0 - ab_t)  # the noise consistent with the clipped x0
+        sigma = eta * mx.sqrt((1.0 - ab_prev) / (1.0 - ab_t) * (1.0 - ab_t / ab_prev))
+        x = mx.sqrt(ab_prev) * x0 + mx.sqrt(mx.maximum(1.0 - ab_prev - sigma**2, 0.0)) * eps
+        if i + 1 < len(timesteps) and eta > 0:
+            x = x + sigma * mx.random.normal(shape, key=keys[t + 1])
+        mx.eval(x)
+        states.append(x)
+    states[-1] = mx.clip(states[-1], -1.0, 1.0)
+    return states if trajectory else states[-1]

@@ -14,7 +14,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from .diffusion import Schedule, ddpm_sample
+from .diffusion import Schedule, ddim_sample, ddpm_sample
 from .losses import ae_loss, bernoulli_nll, ddpm_loss, gaussian_kl, kl_beta, vae_loss
 from .models import AE, VAE, AEArgs, TinyUNet, UNetArgs, VAEArgs
 from .options import TrainOptions
@@ -173,14 +173,21 @@ class DDPMKind(Kind):
             parts.append((b - a, {"mse": mx.mean((eps - noise) ** 2)}))
         return _weighted_means(parts)
 
-    def sample(self, model, config: dict, extras: dict, n: int, key: mx.array, trajectory: bool = False, sigma=None):
+    def sample(
+        self, model, config: dict, extras: dict, n: int, key: mx.array, trajectory: bool = False,
+        sigma: str | None = None, sampler: str = "ddpm", steps: int | None = None, eta: float = 0.0,
+    ):
+        """Reverse diffusion: "ddpm" (all T steps, ``sigma`` noise) or "ddim" (``steps`` of them, ``eta``)."""
         schedule = self.schedule(config)
         sigma = sigma or config["diffusion"].get("sigma", "beta")
         out = []
         keys = mx.random.split(key, (n + EVAL_BATCH - 1) // EVAL_BATCH)
         for i, (a, b) in enumerate(_chunks(n)):
             shape = (b - a, *self.image_shape(model))
-            states = ddpm_sample(model, schedule, shape, keys[i], trajectory=True, sigma=sigma)
+            if sampler == "ddim":
+                states = ddim_sample(model, schedule, shape, keys[i], steps=steps, eta=eta, trajectory=True)
+            else:
+                states = ddpm_sample(model, schedule, shape, keys[i], trajectory=True, sigma=sigma)
             states = [np.array((s + 1.0) / 2.0) for s in states]  # [-1, 1] -> [0, 1]
             out.append(np.stack(states, axis=1) if trajectory else states[-1])
         return np.concatenate(out)

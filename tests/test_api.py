@@ -220,3 +220,18 @@ def test_sigint_checkpoints_and_resume_matches(tmp_path):
     assert cut_weights.keys() == whole_weights.keys()
     for name in cut_weights:
         np.testing.assert_allclose(np.array(cut_weights[name]), np.array(whole_weights[name]), rtol=1e-5, atol=1e-6)
+
+
+def test_ddim_sampling_from_a_run(runs, capsys):
+    run = runs["ddpm"]
+    a = mg.sample(run, n=4, seed=5, sampler="ddim", steps=3)
+    np.testing.assert_array_equal(a, mg.sample(run, n=4, seed=5, sampler="ddim", steps=3))
+    assert a.shape == (4, 28, 28) and a.dtype == np.uint8
+    assert not np.array_equal(a, mg.sample(run, n=4, seed=5, sampler="ddim", steps=3, eta=1.0))
+    with pytest.raises(UsageError, match="apply to sampler='ddim' only"):
+        mg.sample(run, n=2, steps=3)
+    with pytest.raises(UsageError, match="ddpm runs only"):
+        mg.sample(runs["ae"], n=2, sampler="ddim")
+    with pytest.raises(UsageError, match="steps must be >= 1"):
+        mg.sample(run, n=2, sampler="ddim", steps=0)
+    assert cli_main(["sample", str(run.run_dir), "--n", "4", "--sampler", "ddim", "--steps", "2"]) == 0

@@ -100,3 +100,42 @@ def test_posterior_variance_is_beta_tilde():
     assert np.all(np.array(sched.posterior_variance) <= np.array(sched.betas) + 1e-7)
     x, eps, z = mx.zeros((1, 2)), mx.zeros((1, 2)), mx.ones((1, 2))
     np.testing.assert_allclose(np.array(sched.step(eps, 2, x, z, "posterior")), math.sqrt(expected[1]), rtol=1e-5)
+
+
+def test_ddim_timesteps():
+    from mlx_generative.diffusion import ddim_timesteps
+
+    assert ddim_timesteps(6, None) == [5, 4, 3, 2, 1, 0]
+    assert ddim_timesteps(1000, 6) == [999, 799, 599, 400, 200, 0]
+    assert ddim_timesteps(10, 1) == [0]
+    assert ddim_timesteps(4, 10) == [3, 2, 1, 0]
+
+
+def test_ddim_with_eta_1_over_all_steps_is_ddpm_with_posterior_variance():
+    from mlx_generative.diffusion import ddim_sample
+
+    sched = Schedule.create(5, "cosine")
+    denoise = lambda x, t: 0.3 * x + 0.01 * t.astype(mx.float32).reshape(-1, 1, 1, 1)
+    key = mx.random.key(4)
+    ddpm = ddpm_sample(denoise, sched, (3, 4, 4, 1), key, trajectory=True, sigma="posterior")
+    ddim = ddim_sample(denoise, sched, (3, 4, 4, 1), key, eta=1.0, trajectory=True, clip_x0=False)
+    for a, b in zip(ddpm, ddim):
+        np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-4, atol=1e-5)
+
+
+def test_ddim_is_deterministic_at_eta_0_and_exact_for_a_perfect_denoiser():
+    from mlx_generative.diffusion import ddim_sample
+
+    sched = Schedule.create(50, "linear")
+    x0 = mx.full((2, 4, 4, 1), -0.4)
+
+    def true_eps(x, t):  # the noise that takes x0 to x: what a perfect model predicts
+        ab = sched.alphas_cumprod[t].reshape(-1, 1, 1, 1)
+        return (x - mx.sqrt(ab) * x0) / mx.sqrt(1 - ab)
+
+    for steps in (1, 6, 50):
+        out = ddim_sample(true_eps, sched, x0.shape, mx.random.key(0), steps=steps)
+        np.testing.assert_allclose(np.array(out), -0.4, atol=1e-4)
+    a = ddim_sample(lambda x, t: 0.5 * x, sched, (2, 3), mx.random.key(1), steps=10)
+    b = ddim_sample(lambda x, t: 0.5 * x, sched, (2, 3), mx.random.key(1), steps=10)
+    np.testing.assert_array_equal(np.array(a), np.array(b))
