@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sys
 import time
@@ -221,6 +222,20 @@ def write_grids(run: Run, heldout_images: np.ndarray, out: Path | None = None) -
     return written
 
 
+@contextlib.contextmanager
+def _weights(model: nn.Module, weights: dict | None):
+    """Temporarily give ``model`` other weights (the EMA) for an evaluation."""
+    if weights is None:
+        yield
+        return
+    current = model.trainable_parameters()
+    model.update(weights)
+    try:
+        yield
+    finally:
+        model.update(current)
+
+
 def _format_metrics(metrics: dict) -> str:
     return "  ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k not in ("step", "split"))
 
@@ -289,12 +304,12 @@ def train(kind: str, options: TrainOptions | None = None, *, resume=None, verbos
         **spec.extra_config(opts),
     }
     run = Run(model=model, config=config, run_dir=run_dir)
-    start_step = 0
+    start_step, resumed_ema = 0, None
     if resume is not None:
         latest = checkpoint.list_checkpoints(run_dir)
         if not latest:
             raise CheckpointError(f"{run_dir}: no complete checkpoint to resume from")
-        start_step = checkpoint.load_checkpoint(latest[-1], model, optimizer)
+        start_step, resumed_ema = checkpoint.load_checkpoint(latest[-1], model, optimizer)
         checkpoint.truncate_metrics(run_dir, start_step)
         _say(f"resuming {run_dir} from step {start_step}", verbose)
     checkpoint.save_config(run_dir, config)
@@ -306,7 +321,9 @@ def train(kind: str, options: TrainOptions | None = None, *, resume=None, verbos
     )
 
     def evaluate(step: int) -> dict:
-        record = {"step": step, "split": "test", **spec.heldout(model, heldout_x, config)}
+        with _weights(model, loop.ema):  # the weights that will be sampled from
+            metrics = spec.heldout(model, heldout_x, config)
+        record = {"step": step, "split": "test", **metrics}
         checkpoint.append_metrics(run_dir, record)
         _say(f"step {step}: held-out {_format_metrics(record)}", verbose)
         return record
@@ -319,10 +336,14 @@ def train(kind: str, options: TrainOptions | None = None, *, resume=None, verbos
         checkpoint_every=opts.checkpoint_every,
         eval_every=opts.eval_every,
         clip_grad_norm=opts.clip_grad_norm,
+        ema_decay=opts.ema_decay,
+        ema=resumed_ema,
         batch_size=opts.batch_size,
         progress=verbose and opts.progress,
         on_log=lambda step, record: checkpoint.append_metrics(run_dir, record),
-        on_checkpoint=lambda step: checkpoint.save_checkpoint(run_dir, step, model, optimizer, opts.keep_checkpoints),
+        on_checkpoint=lambda step: checkpoint.save_checkpoint(
+            run_dir, step, model, optimizer, opts.keep_checkpoints, ema=loop.ema
+        ),
         on_eval=evaluate,
     )
     started = time.perf_counter()
@@ -337,7 +358,9 @@ def train(kind: str, options: TrainOptions | None = None, *, resume=None, verbos
         raise
     seconds = time.perf_counter() - started
 
-    checkpoint.save_checkpoint(run_dir, opts.steps, model, optimizer, opts.keep_checkpoints)
+    checkpoint.save_checkpoint(run_dir, opts.steps, model, optimizer, opts.keep_checkpoints, ema=loop.ema)
+    if loop.ema is not None:
+        model.update(loop.ema)  # model.safetensors holds the weights to sample from: the EMA
     checkpoint.save_weights(run_dir / checkpoint.WEIGHTS, model)
     if kind == "ae":
         run.extras = spec.fit_prior(model, to_model_input(stream.images, spec.scale))

@@ -30,6 +30,7 @@ CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 EXTRAS = "extras.safetensors"
 OPTIMIZER = "optimizer.safetensors"
+EMA = "ema.safetensors"
 STATE = "state.json"
 METRICS = "metrics.jsonl"
 CHECKPOINTS = "checkpoints"
@@ -166,8 +167,10 @@ def checkpoint_dir(run_dir: Path, step: int) -> Path:
     return Path(run_dir) / CHECKPOINTS / f"step-{step:08d}"
 
 
-def save_checkpoint(run_dir: Path, step: int, model: nn.Module, optimizer, keep: int = 2) -> Path:
-    """Write a complete checkpoint directory atomically, then prune to the newest ``keep``."""
+def save_checkpoint(run_dir: Path, step: int, model: nn.Module, optimizer, keep: int = 2, ema: dict | None = None) -> Path:
+    """Write a complete checkpoint directory atomically, then prune to the newest ``keep``.
+
+    ``ema``: the moving average of the weights, when training keeps one."""
     final = checkpoint_dir(run_dir, step)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -177,6 +180,8 @@ def save_checkpoint(run_dir: Path, step: int, model: nn.Module, optimizer, keep:
     try:
         save_weights(tmp / WEIGHTS, model)
         write_arrays(tmp / OPTIMIZER, dict(tree_flatten(optimizer.state)))
+        if ema is not None:
+            write_arrays(tmp / EMA, dict(tree_flatten(ema)))
         write_json(tmp / STATE, {"step": step})
         if final.exists():
             shutil.rmtree(final)
@@ -200,11 +205,18 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     return sorted(p for p in root.glob("step-*") if (p / STATE).exists())
 
 
-def load_checkpoint(path: Path, model: nn.Module, optimizer) -> int:
-    """Restore model and optimizer from a checkpoint directory; returns its step."""
+def load_checkpoint(path: Path, model: nn.Module, optimizer) -> tuple[int, dict | None]:
+    """Restore model and optimizer from a checkpoint directory; returns (step, EMA weights or None)."""
     step = read_json(Path(path) / STATE).get("step")
     if not isinstance(step, int) or step < 0:
         raise CheckpointError(f"{Path(path) / STATE}: 'step' must be a non-negative integer")
+    ema = None
+    if (Path(path) / EMA).exists():
+        ema = read_arrays(Path(path) / EMA)
+        expected = dict(tree_flatten(model.trainable_parameters()))
+        if ema.keys() != expected.keys() or any(ema[k].shape != expected[k].shape for k in ema):
+            raise CheckpointError(f"{Path(path) / EMA}: EMA weights do not fit this model")
+        ema = tree_unflatten(list(ema.items()))
     load_weights(Path(path) / WEIGHTS, model)
     optimizer.state = tree_unflatten(list(read_arrays(Path(path) / OPTIMIZER).items()))
-    return step
+    return step, ema

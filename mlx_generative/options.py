@@ -45,6 +45,7 @@ class TrainOptions:
     checkpoint_every: int = 0  # resumable checkpoint every N steps (0: a fifth of the run)
     keep_checkpoints: int = 2
     clip_grad_norm: float | None = None
+    ema_decay: float = 0.0  # keep an EMA of the weights with this decay and sample from it (0: off)
     progress: bool = True
 
     def resolved(self, kind: str) -> "TrainOptions":
@@ -85,6 +86,7 @@ class TrainOptions:
         need(self.eval_every >= 0, "eval-every", ">= 0", self.eval_every)
         need(self.checkpoint_every >= 0, "checkpoint-every", ">= 0", self.checkpoint_every)
         need(self.keep_checkpoints >= 1, "keep-checkpoints", ">= 1", self.keep_checkpoints)
+        need(0 <= self.ema_decay < 1, "ema-decay", "in [0, 1)", self.ema_decay)
         need(
             self.clip_grad_norm is None or self.clip_grad_norm > 0,
             "clip-grad-norm", "> 0", self.clip_grad_norm,

@@ -29,6 +29,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
 import numpy as np
+from mlx.utils import tree_map
 
 from .errors import MlxGenerativeError
 
@@ -109,6 +110,10 @@ class TrainLoop:
     checkpoint_every: int = 0  # 0: only at the end
     eval_every: int = 0  # 0: only at the end
     clip_grad_norm: float | None = None
+    # Exponential moving average of the weights (0: off). ``ema`` holds it, and may be
+    # set by the caller when resuming; it is what the caller should sample from.
+    ema_decay: float = 0.0
+    ema: dict | None = None
     batch_size: int = 0  # for images/s; taken from the first batch when 0
     progress: bool = True
     # Called with (step, record) for each training log, (step) for checkpoints/evals.
@@ -150,8 +155,20 @@ def train(
         return _train(model, optimizer, loss_fn, batch_at, loop, scalars_at, received)
 
 
+def ema_decay_at(step: int, decay: float) -> float:
+    """EMA decay with warm-up, min(decay, (1 + t) / (10 + t)): early weights are forgotten fast."""
+    return min(decay, (1.0 + step) / (10.0 + step))
+
+
+@mx.compile
+def _ema_update(ema: dict, params: dict, decay: mx.array) -> dict:
+    return tree_map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)
+
+
 def _train(model, optimizer, loss_fn, batch_at, loop: TrainLoop, scalars_at, received: list) -> list[dict]:
     train_step, state = make_train_step(model, optimizer, loss_fn, loop.clip_grad_norm)
+    if loop.ema_decay and loop.ema is None:
+        loop.ema = tree_map(lambda p: mx.array(p), model.trainable_parameters())
     bar = _progress_bar(loop)
     plain_every = max(loop.log_every, (loop.steps - loop.start_step) // 10, 1)
     window: dict[str, mx.array] = {}
@@ -182,7 +199,10 @@ def _train(model, optimizer, loss_fn, batch_at, loop: TrainLoop, scalars_at, rec
         scalars = {k: mx.array(v, dtype=mx.float32) for k, v in scalars_at(step).items()}
         mx.random.seed(step_seed(loop.seed, step))
         loss, metrics = train_step(batch, scalars)
-        mx.eval(loss, metrics, state)
+        if loop.ema_decay:
+            decay = mx.array(ema_decay_at(step, loop.ema_decay), dtype=mx.float32)
+            loop.ema = _ema_update(loop.ema, model.trainable_parameters(), decay)
+        mx.eval(loss, metrics, state, loop.ema)
         for name, value in {"loss": loss, **metrics}.items():
             window[name] = window[name] + value if name in window else value
         window_steps += 1

@@ -235,3 +235,24 @@ def test_ddim_sampling_from_a_run(runs, capsys):
     with pytest.raises(UsageError, match="steps must be >= 1"):
         mg.sample(run, n=2, sampler="ddim", steps=0)
     assert cli_main(["sample", str(run.run_dir), "--n", "4", "--sampler", "ddim", "--steps", "2"]) == 0
+
+
+def test_ema_weights_are_saved_sampled_and_resumed(tmp_path):
+    import mlx.core as mx
+
+    opts = dict(TINY, steps=6, checkpoint_every=3, ema_decay=0.9)
+    full = mg.train("ddpm", out=str(tmp_path), name="full", verbose=False, **opts)
+    # model.safetensors holds the EMA, which differs from the raw weights in the last checkpoint.
+    raw = mx.load(str(checkpoint.list_checkpoints(full.run_dir)[-1] / "model.safetensors"))
+    ema = mx.load(str(checkpoint.list_checkpoints(full.run_dir)[-1] / "ema.safetensors"))
+    saved = mx.load(str(full.run_dir / "model.safetensors"))
+    name = "out.weight"
+    np.testing.assert_array_equal(np.array(saved[name]), np.array(ema[name]))
+    assert not np.allclose(np.array(raw[name]), np.array(ema[name]))
+    np.testing.assert_array_equal(mg.sample(full, n=3), mg.sample(full.run_dir, n=3))
+    # Resuming restores the EMA too: the final EMA equals the uninterrupted run's.
+    part = mg.train("ddpm", out=str(tmp_path), name="part", verbose=False, **dict(opts, steps=3))
+    resumed = mg.train("ddpm", resume=part.run_dir, steps=6, verbose=False)
+    resumed_saved = mx.load(str(resumed.run_dir / "model.safetensors"))
+    for key in saved:
+        np.testing.assert_allclose(np.array(resumed_saved[key]), np.array(saved[key]), rtol=1e-5, atol=1e-6)
