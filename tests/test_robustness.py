@@ -244,14 +244,18 @@ def test_fuzz_idx_reader(idx_samples, which, mutation, tmp_path_factory):
         assert isinstance(array, np.ndarray)
 
 
+def _fuzzed_copy(run_dir: Path, target: Path, damaged: str, mutation) -> Path:
+    """Copy a run's config and weights into ``target`` and apply ``mutation`` to one of them."""
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(run_dir / name, target / name)
+    (target / damaged).write_bytes(_mutate((target / damaged).read_bytes(), mutation))
+    return target
+
+
 @FUZZ
 @given(mutation=Mutation)
 def test_fuzz_checkpoint_loader(good_runs, mutation, tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("fuzzrun")
-    for name in ("config.json", "model.safetensors"):
-        shutil.copy(good_runs["vae"] / name, run_dir / name)
-    weights = run_dir / "model.safetensors"
-    weights.write_bytes(_mutate(weights.read_bytes(), mutation))
+    run_dir = _fuzzed_copy(good_runs["vae"], tmp_path_factory.mktemp("fuzzrun"), "model.safetensors", mutation)
     try:
         mg.load(run_dir)
     except CheckpointError as e:
@@ -261,11 +265,7 @@ def test_fuzz_checkpoint_loader(good_runs, mutation, tmp_path_factory):
 @FUZZ
 @given(mutation=Mutation)
 def test_fuzz_config(good_runs, mutation, tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("fuzzcfg")
-    for name in ("config.json", "model.safetensors"):
-        shutil.copy(good_runs["ddpm"] / name, run_dir / name)
-    config = run_dir / "config.json"
-    config.write_bytes(_mutate(config.read_bytes(), mutation))
+    run_dir = _fuzzed_copy(good_runs["ddpm"], tmp_path_factory.mktemp("fuzzcfg"), "config.json", mutation)
     try:
         mg.load(run_dir)
     except MlxGenerativeError as e:
