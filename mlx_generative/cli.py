@@ -46,7 +46,7 @@ def _train_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, help="seeds weights, data order and noise (default 0)")
     g.add_argument("--clip-grad-norm", type=float, help="clip the global gradient norm to this value")
     g.add_argument("--ema-decay", type=float, help="keep an exponential moving average of the weights "
-                   "and save/sample/evaluate it; 0 turns it off (default: ddpm 0.995, ae/vae 0)")
+                   "(e.g. 0.995) and save/sample/evaluate it (default 0: off)")
     g.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest checkpoint "
                    "(its saved settings are used; --steps may be raised)")
     m = p.add_argument_group("model")
