@@ -18,7 +18,7 @@ from mlx.utils import tree_flatten
 from . import _blas, checkpoint
 from .batches import BatchStream, to_model_input
 from .datasets import load_dataset
-from .diffusion import SIGMAS
+from .diffusion import SAMPLERS, SIGMAS
 from .errors import CheckpointError, UsageError
 from .images import as_unit_float, interleave_rows, save_grid, to_uint8
 from .kinds import KINDS
@@ -129,8 +129,8 @@ def _ddpm_options(run: Run, sigma, sampler, steps, eta) -> dict:
         raise UsageError(f"{', '.join(given)} applies to ddpm runs only, not {run.kind}")
     if sigma is not None and sigma not in SIGMAS:
         raise UsageError(f"sigma must be one of {', '.join(SIGMAS)}, got {sigma!r}")
-    if sampler is not None and sampler not in ("ddpm", "ddim"):
-        raise UsageError(f"sampler must be ddpm or ddim, got {sampler!r}")
+    if sampler is not None and sampler not in SAMPLERS:
+        raise UsageError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
     if (steps is not None or eta is not None) and given.get("sampler") != "ddim":
         raise UsageError("steps and eta apply to sampler='ddim' only (DDPM always takes all T steps)")
     if steps is not None and steps < 1:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .diffusion import SAMPLERS, SCHEDULES, SIGMAS
 from .errors import MlxGenerativeError, UsageError
 
 COMMANDS = ("train", "sample", "info", "fetch-data")
@@ -58,8 +59,8 @@ def _train_parser() -> argparse.ArgumentParser:
     m.add_argument("--binarize", choices=["none", "dynamic"], help="vae: 'dynamic' re-samples "
                    "binary pixels every epoch, for likelihoods comparable with the literature")
     m.add_argument("--T", type=int, help="ddpm: number of diffusion steps (default 6)")
-    m.add_argument("--schedule", choices=["linear", "cosine"], help="ddpm: noise schedule (default linear)")
-    m.add_argument("--sigma", choices=["beta", "posterior"], help="ddpm: reverse-step noise: the guide's "
+    m.add_argument("--schedule", choices=SCHEDULES, help="ddpm: noise schedule (default linear)")
+    m.add_argument("--sigma", choices=SIGMAS, help="ddpm: reverse-step noise: the guide's "
                    "sqrt(beta_t), or the posterior's sqrt(beta~_t), which leaves far less noise at small T "
                    "(default posterior)")
     d = p.add_argument_group("data and output")
@@ -100,9 +101,9 @@ def sample_main(argv: list[str]) -> int:
     p.add_argument("--seed", type=int, default=0, help="same seed, same images (default 0)")
     p.add_argument("--out", default=None, help="PNG path (default RUN_DIR/samples-seed<seed>.png)")
     p.add_argument("--npy", default=None, help="also save the uint8 (n, 28, 28) array here")
-    p.add_argument("--sigma", choices=["beta", "posterior"], default=None,
+    p.add_argument("--sigma", choices=SIGMAS, default=None,
                    help="ddpm: reverse-step noise (default: the run's)")
-    p.add_argument("--sampler", choices=["ddpm", "ddim"], default=None,
+    p.add_argument("--sampler", choices=SAMPLERS, default=None,
                    help="ddpm runs: 'ddim' samples deterministically in --steps steps (default ddpm)")
     p.add_argument("--steps", type=int, default=None, help="ddim: number of sampling steps (default: all T)")
     p.add_argument("--eta", type=float, default=None, help="ddim: noise scale, 0 deterministic (default 0)")

@@ -23,6 +23,7 @@ SCHEDULES = ("linear", "cosine")
 # They agree at T = 1000; with a handful of large betas, beta_t injects far more
 # noise than the next step can remove (T = 6 linear: sigma_2 = 0.46 where beta~_2 gives 0.13).
 SIGMAS = ("beta", "posterior")
+SAMPLERS = ("ddpm", "ddim")
 MAX_BETA = 0.999  # Nichol & Dhariwal clip betas here so the last step stays invertible.
 # alpha_bar_T of Ho et al.'s schedule (betas 1e-4..0.02 over T = 1000): how close
 # to pure noise x_T is. Our linear schedule ends there for every T it can.

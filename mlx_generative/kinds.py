@@ -14,7 +14,8 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from .diffusion import Schedule, ddim_sample, ddpm_sample
+from .diffusion import SCHEDULES, SIGMAS, Schedule, ddim_sample, ddpm_sample
+from .errors import CheckpointError
 from .losses import ae_loss, bernoulli_nll, ddpm_loss, gaussian_kl, kl_beta, vae_loss
 from .models import AE, VAE, AEArgs, TinyUNet, UNetArgs, VAEArgs
 from .options import TrainOptions
@@ -84,8 +85,6 @@ class AEKind(Kind):
 
     def sample(self, model, config: dict, extras: dict, n: int, key: mx.array) -> np.ndarray:
         if "latent_mean" not in extras:
-            from .errors import CheckpointError
-
             raise CheckpointError("this AE run has no fitted latent Gaussian (extras.safetensors); retrain it")
         eps = mx.random.normal((n, extras["latent_mean"].shape[0]), key=key)
         z = extras["latent_mean"] + eps @ extras["latent_chol"].T
@@ -142,9 +141,6 @@ class DDPMKind(Kind):
         return {"diffusion": {"T": opts.T, "schedule": opts.schedule, "sigma": opts.sigma}}
 
     def check_config(self, config: dict, path) -> None:
-        from .diffusion import SCHEDULES, SIGMAS
-        from .errors import CheckpointError
-
         diffusion = config.get("diffusion")
         if not isinstance(diffusion, dict) or "T" not in diffusion or "schedule" not in diffusion:
             raise CheckpointError(f"{path}: missing key 'diffusion' with 'T' and 'schedule'")

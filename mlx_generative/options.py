@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from .diffusion import SCHEDULES, SIGMAS
 from .errors import UsageError
 
 KIND_NAMES = ("ae", "vae", "ddpm")
@@ -84,8 +85,8 @@ class TrainOptions:
         need(self.beta_max > 0, "beta-max", "> 0", self.beta_max)
         need(self.binarize in (None, "dynamic"), "binarize", "none or dynamic", self.binarize)
         need(self.T >= 1, "T", ">= 1", self.T)
-        need(self.schedule in ("linear", "cosine"), "schedule", "linear or cosine", self.schedule)
-        need(self.sigma in ("beta", "posterior"), "sigma", "beta or posterior", self.sigma)
+        need(self.schedule in SCHEDULES, "schedule", " or ".join(SCHEDULES), self.schedule)
+        need(self.sigma in SIGMAS, "sigma", " or ".join(SIGMAS), self.sigma)
         need(self.limit_train is None or self.limit_train >= 1, "limit-train", ">= 1", self.limit_train)
         need(self.log_every >= 1, "log-every", ">= 1", self.log_every)
         need(self.eval_every >= 0, "eval-every", ">= 0", self.eval_every)
