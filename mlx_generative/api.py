@@ -115,6 +115,8 @@ def sample(
     run = _as_run(run)
     if n < 1:
         raise UsageError(f"n must be >= 1, got {n}")
+    if not KINDS[run.kind].generative:
+        raise UsageError(f"a {run.kind} does not generate images; sample from an ae, vae or ddpm run")
     options = _ddpm_options(run, sigma, sampler, steps, eta)
     pixels = KINDS[run.kind].sample(run.model, run.config, run.extras, n, mx.random.key(seed), **options)
     return to_uint8(pixels)
@@ -152,16 +154,16 @@ def denoising_trajectory(run, n: int = 8, seed: int = 0) -> np.ndarray:
 def reconstruct(run, images) -> np.ndarray:
     """AE/VAE: encode and decode images (uint8 (N, 28, 28) or floats in [0, 1]); returns uint8."""
     run = _as_run(run)
-    if run.kind == "ddpm":
-        raise UsageError("a diffusion model has no encoder: reconstruct needs an ae or vae run")
+    if run.kind not in ("ae", "vae"):
+        raise UsageError(f"reconstruct needs an ae or vae run: a {run.kind} has no encoder")
     return to_uint8(KINDS[run.kind].reconstruct(run.model, as_unit_float(images)))
 
 
 def encode(run, images) -> np.ndarray:
     """AE: the codes; VAE: the posterior means mu(x). Returns float32 (N, latent_dim)."""
     run = _as_run(run)
-    if run.kind == "ddpm":
-        raise UsageError("a diffusion model has no encoder: encode needs an ae or vae run")
+    if run.kind not in ("ae", "vae"):
+        raise UsageError(f"encode needs an ae or vae run: a {run.kind} has no encoder")
     return KINDS[run.kind].encode(run.model, as_unit_float(images))
 
 
@@ -241,7 +243,10 @@ def _format_metrics(metrics: dict) -> str:
 
 
 def train(kind: str, options: TrainOptions | None = None, *, resume=None, verbose: bool = True, **overrides) -> Run:
-    """Train an ``ae``, ``vae`` or ``ddpm`` and return the ``Run``; see TrainOptions for settings.
+    """Train an ``ae``, ``vae``, ``ddpm`` or ``classifier``; returns the ``Run``. See TrainOptions.
+
+    The classifier is not a generative model: it is the feature extractor of
+    ``evaluate``'s sample metrics.
 
     ``resume``: a run directory to continue from its newest checkpoint. Its saved
     settings are used; only ``steps`` may be raised.
@@ -278,12 +283,13 @@ def train(kind: str, options: TrainOptions | None = None, *, resume=None, verbos
     stream = BatchStream(
         train_data.images, opts.batch_size, opts.seed,
         limit=opts.limit_train, scale=spec.scale, binarize=opts.binarize,
+        labels=train_data.labels if spec.uses_labels else None, max_shift=spec.max_shift,
     )
     mx.random.seed(opts.seed)
     model_args = spec.model_args(opts)
     model = spec.build(model_args)
     # bias_correction as in PyTorch and the Adam paper; without it the first steps are ~3x lr.
-    optimizer = optim.Adam(learning_rate=opts.lr, bias_correction=True)
+    optimizer = optim.Adam(learning_rate=spec.learning_rate(opts), bias_correction=True)
 
     out = Path(opts.out)
     check_free_space(run_dir or out, run_size_bytes(model, opts.keep_checkpoints), "--resume" if run_dir else "--out")
@@ -321,8 +327,10 @@ def train(kind: str, options: TrainOptions | None = None, *, resume=None, verbos
     )
 
     def evaluate(step: int) -> dict:
+        model.eval()  # dropout off (the classifier's); the compiled step re-enables it
         with _weights(model, loop.ema):  # the weights that will be sampled from
-            metrics = spec.heldout(model, heldout_x, config)
+            metrics = spec.heldout(model, heldout_x, config, labels=test_data.labels)
+        model.train()
         record = {"step": step, "split": "test", **metrics}
         checkpoint.append_metrics(run_dir, record)
         _say(f"step {step}: held-out {_format_metrics(record)}", verbose)
@@ -357,6 +365,10 @@ def train(kind: str, options: TrainOptions | None = None, *, resume=None, verbos
         )
         raise
     seconds = time.perf_counter() - started
+    # Training time of this invocation (a resumed run has one record per part).
+    checkpoint.append_metrics(
+        run_dir, {"step": opts.steps, "split": "wall", "from_step": start_step, "seconds": round(seconds, 1)}
+    )
 
     checkpoint.save_checkpoint(run_dir, opts.steps, model, optimizer, opts.keep_checkpoints, ema=loop.ema)
     if loop.ema is not None:
@@ -366,10 +378,7 @@ def train(kind: str, options: TrainOptions | None = None, *, resume=None, verbos
         run.extras = spec.fit_prior(model, to_model_input(stream.images, spec.scale))
         checkpoint.write_arrays(run_dir / checkpoint.EXTRAS, run.extras)
     final = evaluate(opts.steps)
-    grids = write_grids(run, test_data.images, out)
-    _say(
-        f"done in {seconds:.1f} s: {run_dir}\n  held-out: {_format_metrics(final)}\n  pictures: "
-        + ", ".join(str(p) for p in grids),
-        verbose,
-    )
+    grids = write_grids(run, test_data.images, out) if spec.generative else []
+    pictures = "\n  pictures: " + ", ".join(str(p) for p in grids) if grids else ""
+    _say(f"done in {seconds:.1f} s: {run_dir}\n  held-out: {_format_metrics(final)}{pictures}", verbose)
     return run

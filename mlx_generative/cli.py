@@ -1,4 +1,4 @@
-"""Command line: `python -m mlx_generative train|sample|info|fetch-data ...` and the bin/ launchers.
+"""Command line: `python -m mlx_generative train|sample|eval|info|fetch-data ...` and the bin/ launchers.
 
 Only argument parsing lives here; every command calls the Python API. Errors
 the package raises on purpose print as one line (exit status 2), never a traceback.
@@ -11,8 +11,9 @@ import sys
 
 from .diffusion import SAMPLERS, SCHEDULES, SIGMAS
 from .errors import MlxGenerativeError, UsageError
+from .options import KIND_NAMES
 
-COMMANDS = ("train", "sample", "info", "fetch-data")
+COMMANDS = ("train", "sample", "eval", "info", "fetch-data")
 
 # Flags that only one model family reads: giving them to another is a mistake worth naming.
 KIND_ONLY = {
@@ -35,15 +36,21 @@ def _train_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
         "  bin/train ae --steps 500 --latent-dim 64 --limit-train 10000\n"
         "  bin/train vae --steps 600 --warmup-steps 200 --latent-dim 32 --limit-train 10000\n"
-        "  bin/train ddpm --steps 800 --T 6 --batch-size 128 --limit-train 10000",
+        "  bin/train ddpm --steps 800 --T 6 --batch-size 128 --limit-train 10000\n"
+        "  bin/train classifier --dataset mnist",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         argument_default=argparse.SUPPRESS,  # so we know which flags were given
     )
-    p.add_argument("kind", choices=["ae", "vae", "ddpm"], help="model family to train")
+    p.add_argument("kind", choices=KIND_NAMES, help="model family to train; 'classifier' trains the "
+                   "CNN whose features bin/eval's sample metrics use")
     g = p.add_argument_group("training")
-    g.add_argument("--steps", type=int, help="optimizer steps (default: ae 500, vae 600, ddpm 800)")
+    g.add_argument("--steps", type=int, help="optimizer steps (default: ae 500, vae 600, ddpm 800, "
+                   "classifier 2000)")
     g.add_argument("--batch-size", type=int, help="images per step (default 128)")
-    g.add_argument("--lr", type=float, help="Adam learning rate (default: ae/vae 1e-3, ddpm 4e-3)")
+    g.add_argument("--lr", type=float, help="Adam learning rate (default: ae 3e-3, vae 2e-3, ddpm 4e-3, "
+                   "classifier 1e-3)")
+    g.add_argument("--lr-schedule", choices=("constant", "cosine"), help="constant, or cosine decay "
+                   "to 1%% of --lr over the run (default: constant; classifier cosine)")
     g.add_argument("--seed", type=int, help="seeds weights, data order and noise (default 0)")
     g.add_argument("--clip-grad-norm", type=float, help="clip the global gradient norm to this value")
     g.add_argument("--ema-decay", type=float, help="keep an exponential moving average of the weights "
@@ -124,6 +131,42 @@ def sample_main(argv: list[str]) -> int:
     return 0
 
 
+def eval_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="bin/eval",
+        description="Held-out likelihoods and sample quality of a trained run; writes RUN_DIR/eval.json.",
+    )
+    p.add_argument("run_dir", help="a run directory written by bin/train (ae, vae or ddpm)")
+    p.add_argument("--n-samples", type=int, default=10_000, help="generated images for the sample metrics (default 10000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the samples and the IWAE draws (default 0)")
+    p.add_argument("--iwae-k", type=int, default=1000, help="vae: importance samples per image (default 1000)")
+    p.add_argument("--iwae-images", type=int, default=1000,
+                   help="vae: test images the IWAE bound averages over (default 1000; k decoder passes each)")
+    p.add_argument("--heldout-images", type=int, default=None,
+                   help="use only the first N test images (default all): a quick look")
+    p.add_argument("--knn-k", type=int, default=3, help="k of the k-NN precision and recall (default 3)")
+    p.add_argument("--classifier", metavar="RUN_DIR", default=None,
+                   help="classifier run for the sample metrics (default: the data set's shipped one)")
+    p.add_argument("--data-dir", default=None, help="folder holding the data set's IDX files")
+    p.add_argument("--sampler", choices=SAMPLERS, default=None, help="ddpm: sampler (default ddpm)")
+    p.add_argument("--steps", type=int, default=None, help="ddim: number of sampling steps")
+    p.add_argument("--eta", type=float, default=None, help="ddim: noise scale (default 0)")
+    p.add_argument("--sigma", choices=SIGMAS, default=None, help="ddpm: reverse-step noise (default: the run's)")
+    p.add_argument("--json", action="store_true", help="print eval.json instead of the table")
+    args = p.parse_args(argv)
+    import json
+
+    from . import evaluation
+
+    result = evaluation.evaluate(
+        args.run_dir, args.n_samples, seed=args.seed, iwae_k=args.iwae_k, iwae_images=args.iwae_images,
+        heldout_images=args.heldout_images, knn_k=args.knn_k, classifier=args.classifier, data_dir=args.data_dir,
+        sampler=args.sampler, steps=args.steps, eta=args.eta, sigma=args.sigma,
+    )
+    print(json.dumps(result, indent=2) if args.json else evaluation.format_result(result))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
@@ -137,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
             return train_main(rest)
         if command == "sample":
             return sample_main(rest)
+        if command == "eval":
+            return eval_main(rest)
         if command == "info":
             from .info import main as info_main
 

@@ -12,12 +12,13 @@ from functools import partial
 
 import mlx.core as mx
 import mlx.nn as nn
+import mlx.optimizers as optim
 import numpy as np
 
 from .diffusion import SCHEDULES, SIGMAS, Schedule, ddim_sample, ddpm_sample
-from .errors import CheckpointError
-from .losses import ae_loss, bernoulli_nll, ddpm_loss, gaussian_kl, kl_beta, vae_loss
-from .models import AE, VAE, AEArgs, TinyUNet, UNetArgs, VAEArgs
+from .errors import CheckpointError, UsageError
+from .losses import ae_loss, bernoulli_nll, classifier_loss, ddpm_loss, gaussian_kl, kl_beta, vae_loss
+from .models import AE, VAE, AEArgs, Classifier, ClassifierArgs, TinyUNet, UNetArgs, VAEArgs
 from .options import TrainOptions
 
 EVAL_BATCH = 500  # images per forward pass in evaluation and sampling
@@ -40,6 +41,9 @@ class Kind:
     args_cls: type
     model_cls: type
     scale: str  # "unit" ([0, 1]) or "symmetric" ([-1, 1]) pixels
+    generative = True  # False: nothing to sample (the classifier)
+    uses_labels = False  # training batches are (images, labels)
+    max_shift = 0  # random-translation augmentation of training images, in pixels
 
     def model_args(self, opts: TrainOptions):
         return self.args_cls()
@@ -51,6 +55,12 @@ class Kind:
 
     def extra_config(self, opts: TrainOptions) -> dict:
         return {}
+
+    def learning_rate(self, opts: TrainOptions):
+        """Adam's learning rate: a constant, or a schedule of the step."""
+        if opts.lr_schedule == "cosine":
+            return optim.cosine_decay(opts.lr, max(1, opts.steps), opts.lr * 0.01)
+        return opts.lr
 
     def scalars_at(self, opts: TrainOptions):
         return lambda step: {}
@@ -66,7 +76,7 @@ class AEKind(Kind):
     def loss_fn(self, config: dict):
         return partial(ae_loss, loss=config["train"]["loss"])
 
-    def heldout(self, model, x: np.ndarray, config: dict) -> dict:
+    def heldout(self, model, x: np.ndarray, config: dict, labels: np.ndarray | None = None) -> dict:
         parts = []
         for a, b in _chunks(len(x)):
             _, metrics = ae_loss(model, mx.array(x[a:b]), {})
@@ -107,7 +117,7 @@ class VAEKind(Kind):
     def scalars_at(self, opts):
         return lambda step: {"beta": kl_beta(step, opts.warmup_steps, opts.beta_max)}
 
-    def heldout(self, model, x: np.ndarray, config: dict) -> dict:
+    def heldout(self, model, x: np.ndarray, config: dict, labels: np.ndarray | None = None) -> dict:
         """-ELBO in nats/image with one posterior sample (fixed noise), BCE and KL apart."""
         mx.random.seed(EVAL_SEED)
         parts = []
@@ -157,7 +167,7 @@ class DDPMKind(Kind):
     def loss_fn(self, config: dict):
         return partial(ddpm_loss, schedule=self.schedule(config))
 
-    def heldout(self, model, x: np.ndarray, config: dict) -> dict:
+    def heldout(self, model, x: np.ndarray, config: dict, labels: np.ndarray | None = None) -> dict:
         """Epsilon-MSE with every timestep equally represented and fixed noise."""
         schedule = self.schedule(config)
         parts = []
@@ -193,8 +203,31 @@ class DDPMKind(Kind):
         return (model.args.image_size, model.args.image_size, model.args.in_channels)
 
 
+class ClassifierKind(Kind):
+    """Not a generative model: the feature extractor of the sample metrics (evaluation.py)."""
+
+    generative = False
+    uses_labels = True
+    max_shift = 2  # random +-2 px shifts: 9,000 digits are few, and a CNN overfits them
+
+    def loss_fn(self, config: dict):
+        return classifier_loss
+
+    def heldout(self, model, x: np.ndarray, config: dict, labels: np.ndarray | None = None) -> dict:
+        parts = []
+        for a, b in _chunks(len(x)):
+            _, metrics = classifier_loss(model, (mx.array(x[a:b]), mx.array(labels[a:b].astype(np.int32))), {})
+            parts.append((b - a, metrics))
+        return _weighted_means(parts)
+
+    def sample(self, *args, **kwargs):
+        raise UsageError("a classifier does not generate images; sample from an ae, vae or ddpm run")
+
+
 KINDS: dict[str, Kind] = {
     "ae": AEKind("ae", AEArgs, AE, "unit"),
     "vae": VAEKind("vae", VAEArgs, VAE, "unit"),
     "ddpm": DDPMKind("ddpm", UNetArgs, TinyUNet, "symmetric"),
+    "classifier": ClassifierKind("classifier", ClassifierArgs, Classifier, "unit"),
 }
+GENERATIVE_KINDS = tuple(name for name, kind in KINDS.items() if kind.generative)

@@ -61,3 +61,12 @@ def ddpm_loss(model, x0: mx.array, scalars: dict, schedule: Schedule):
     x_t = schedule.add_noise(x0, noise, t)
     mse = mx.mean((model(x_t, t) - noise) ** 2)
     return mse, {"mse": mse}
+
+
+def classifier_loss(model, batch: tuple[mx.array, mx.array], scalars: dict):
+    """Cross-entropy of the class logits (nats/image), with the batch accuracy."""
+    x, y = batch
+    logits = model(x)
+    xent = mx.mean(nn.losses.cross_entropy(logits, y))
+    accuracy = mx.mean(mx.argmax(logits, axis=-1) == y)
+    return xent, {"xent": xent, "accuracy": accuracy}

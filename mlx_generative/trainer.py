@@ -2,7 +2,8 @@
 
 The trainer knows no model, loss or schedule. It is given
   - ``loss_fn(model, batch, scalars) -> (loss, metrics)``,
-  - ``batch_at(step) -> np.ndarray`` (a pure function of the step: exact resume),
+  - ``batch_at(step) -> np.ndarray`` or a tuple of arrays (a pure function of the
+    step: exact resume),
   - ``scalars_at(step) -> dict[str, float]`` for values that change during
     training (the KL weight); they enter the compiled step as arrays so
     changing them does not retrace.
@@ -193,9 +194,9 @@ def _train(model, optimizer, loss_fn, batch_at, loop: TrainLoop, scalars_at, rec
         return record
 
     for step in range(loop.start_step, loop.steps):
-        batch = mx.array(batch_at(step))
+        batch = tree_map(mx.array, batch_at(step))  # an array, or a tuple such as (images, labels)
         if not loop.batch_size:
-            loop.batch_size = batch.shape[0]
+            loop.batch_size = (batch[0] if isinstance(batch, tuple) else batch).shape[0]
         scalars = {k: mx.array(v, dtype=mx.float32) for k, v in scalars_at(step).items()}
         mx.random.seed(step_seed(loop.seed, step))
         loss, metrics = train_step(batch, scalars)
