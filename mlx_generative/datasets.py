@@ -7,7 +7,8 @@ in this order; the first directory with every file wins:
 1. the `data_dir` argument: `data_dir/<name>/`, then `data_dir` itself;
 2. the `MLX_GENERATIVE_DATA` environment variable, read the same way: a
    directory of `<name>/` subdirectories, or a folder holding the files directly;
-3. the repository's `data/<name>/`;
+3. the repository's `data/<name>/`, then a shared `../shared/datasets/<name>/`
+   beside the checkout;
 4. the user cache, `$XDG_CACHE_HOME/mlx-generative/<name>/` (default
    `~/.cache/mlx-generative/<name>/`), where `bin/fetch-data` downloads to;
 5. system directories, such as `/usr/share/datasets/fashion-mnist/` from
@@ -37,6 +38,9 @@ from .idx import check_idx_pair, decode_idx, read_idx_bytes
 ENV_VAR = "MLX_GENERATIVE_DATA"
 # The repository's data/ folder: the package directory's parent holds it.
 REPO_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+# A team's shared read-only datasets folder beside the checkout (`../shared/datasets/<name>/`),
+# searched after the repository's own data/. It may hold just a test split (evaluation only).
+SHARED_DATA_DIR = REPO_DATA_DIR.parent.parent / "shared" / "datasets"
 SPLITS = ("train", "test")
 
 
@@ -250,6 +254,23 @@ def load_dataset(
     return Dataset(spec.name, split, images, labels, directory, note)
 
 
+def load_heldout(name: str, data_dir: str | os.PathLike[str] | None = None) -> Dataset:
+    """The split to evaluate on: the data set's own test split wherever one is found,
+    even with no training split beside it (the real MNIST test set while training
+    used the sample); else what `load_dataset(name, "test")` gives.
+    """
+    spec = get_spec(name)
+    if spec.test_images is not None and spec.test_labels is not None:
+        for directory in _candidate_dirs(spec, data_dir):
+            files = (spec.test_images, spec.test_labels)
+            if all(_locate(directory, f) is not None for f in files) and _payload_matches(directory, spec.test_labels):
+                images = _load_verified(directory, spec.test_images)
+                labels = _load_verified(directory, spec.test_labels)
+                check_idx_pair(images, labels, directory / spec.test_images.name, directory / spec.test_labels.name)
+                return Dataset(spec.name, "test", images, labels, directory, f"{spec.title} test split")
+    return load_dataset(name, "test", data_dir)
+
+
 def _resolve(name: str, data_dir: str | os.PathLike[str] | None) -> tuple[DatasetSpec, Path]:
     spec = get_spec(name)
     try:
@@ -280,7 +301,9 @@ def _candidate_dirs(spec: DatasetSpec, data_dir: str | os.PathLike[str] | None) 
     for root in (data_dir, os.environ.get(ENV_VAR) or None):
         if root is not None:
             candidates += [Path(root) / spec.name, Path(root)]
-    candidates += [REPO_DATA_DIR / spec.name, user_cache_dir(spec.name), *spec.system_dirs]
+    candidates += [
+        REPO_DATA_DIR / spec.name, SHARED_DATA_DIR / spec.name, user_cache_dir(spec.name), *spec.system_dirs
+    ]
     return candidates
 
 

@@ -1,0 +1,258 @@
+"""`evaluate(run)`: held-out likelihoods and sample quality of a trained run, into eval.json.
+
+Every figure is printed beside its reference, so it can be read:
+  - held-out losses (AE MSE/BCE, VAE -ELBO and the IWAE bound, DDPM eps-MSE) on the
+    data set's real test split when one is found (`datasets.load_heldout`);
+  - sample metrics on the penultimate features of the project's own classifier
+    (`bin/train classifier`): Frechet distance to the test split, Inception Score,
+    classifier confidence, precision and recall (k-NN). The same metrics for real
+    training images against the test split are the floor a perfect model reaches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+from pathlib import Path
+
+import mlx.core as mx
+import numpy as np
+
+from . import checkpoint, sample_metrics
+from .batches import to_model_input
+from .datasets import REPO_DATA_DIR, load_dataset, load_heldout, user_cache_dir
+from .errors import UsageError
+from .kinds import EVAL_BATCH, KINDS
+from .likelihood import iwae_nll
+
+EVAL_FILE = "eval.json"
+BINARIZE_SEED = 0  # the one fixed Bernoulli draw that binarizes the test set
+
+
+# ---- the classifier whose features the sample metrics use -----------------------------
+
+
+def classifier_family(dataset: str) -> str:
+    """Which classifier judges a data set's images: the sample's digits are MNIST digits."""
+    return "mnist" if dataset in ("mnist", "mnist-sample") else dataset
+
+
+def classifier_dirs(dataset: str) -> list[Path]:
+    """Where a data set's classifier run is looked for: the user cache, then the shipped one."""
+    family = classifier_family(dataset)
+    return [user_cache_dir("classifiers") / family, REPO_DATA_DIR / "classifiers" / family]
+
+
+def find_classifier(dataset: str, explicit=None):
+    """The classifier ``Run`` for ``dataset`` (``explicit``: a run directory), or None."""
+    from .api import load
+
+    if explicit is not None:
+        run = load(explicit)
+        if run.kind != "classifier":
+            raise UsageError(f"--classifier {explicit}: not a classifier run (its kind is {run.kind})")
+        return run
+    for directory in classifier_dirs(dataset):
+        if (directory / checkpoint.CONFIG).is_file():
+            return load(directory)
+    return None
+
+
+def classify(classifier, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (N, H, W) -> (features (N, D), class probabilities (N, C))."""
+    model = classifier.model
+    model.eval()  # no dropout
+    x = to_model_input(images, "unit")
+    features, probs = [], []
+    for a in range(0, len(x), EVAL_BATCH):
+        f = model.features(mx.array(x[a : a + EVAL_BATCH]))
+        p = mx.softmax(model.head(f), axis=-1)
+        features.append(np.array(f))
+        probs.append(np.array(p))
+    return np.concatenate(features), np.concatenate(probs)
+
+
+def sample_quality(features, probs, reference_features, k: int = 3) -> dict:
+    """The sample metrics of one image set against the reference (test) features."""
+    precision, recall = sample_metrics.precision_recall(reference_features, features, k=k)
+    return {
+        "frechet_distance": sample_metrics.frechet_distance(features, reference_features),
+        "inception_score": sample_metrics.inception_score(probs),
+        "confidence": sample_metrics.confidence(probs),
+        "precision": precision,
+        "recall": recall,
+    }
+
+
+# ---- evaluate -------------------------------------------------------------------------
+
+
+def _say(message: str, verbose: bool) -> None:
+    if verbose:
+        print(message, file=sys.stderr, flush=True)
+
+
+def binarize(x: np.ndarray, seed: int = BINARIZE_SEED) -> np.ndarray:
+    """One fixed Bernoulli(pixel) draw: the binarized test set of the likelihood literature."""
+    return (np.random.default_rng(seed).random(x.shape, dtype=np.float32) < x).astype(np.float32)
+
+
+def evaluate(
+    run,
+    n_samples: int = 10_000,
+    *,
+    seed: int = 0,
+    iwae_k: int = 1000,
+    iwae_images: int = 1000,
+    heldout_images: int | None = None,
+    knn_k: int = 3,
+    classifier=None,
+    data_dir=None,
+    sampler: str | None = None,
+    steps: int | None = None,
+    eta: float | None = None,
+    sigma: str | None = None,
+    write: bool = True,
+    verbose: bool = True,
+) -> dict:
+    """Evaluate a trained run; returns the figures and writes them to RUN_DIR/eval.json.
+
+    n_samples: generated images for the sample metrics (and real training images
+        for the floor, as many as there are).
+    iwae_k, iwae_images: VAE only; importance samples per image and how many test
+        images the IWAE bound averages over (it costs k decoder passes per image).
+    heldout_images: use only the first N test images (default all): a quick look.
+    classifier: a classifier run directory; default the data set's cached or
+        shipped one (`classifier_dirs`). Without one, sample metrics are skipped.
+    sampler, steps, eta, sigma: DDPM sampling options, as for `sample`.
+    """
+    from .api import _as_run, sample
+
+    run = _as_run(run)
+    kind = KINDS[run.kind]
+    if not kind.generative:
+        raise UsageError(f"evaluate needs an ae, vae or ddpm run, not a {run.kind}")
+    # k-NN radii need more than k points in each set.
+    limits = dict(knn_k=(knn_k, 1), n_samples=(n_samples, knn_k + 1), iwae_k=(iwae_k, 1),
+                  iwae_images=(iwae_images, 1), heldout_images=(heldout_images, knn_k + 1))
+    for name, (value, low) in limits.items():
+        if value is not None and value < low:
+            raise UsageError(f"{name} must be >= {low}, got {value}")
+    dataset = run.config["data"]["dataset"]
+    test = load_heldout(dataset, data_dir)
+    if heldout_images is not None:
+        test = dataclasses.replace(test, images=test.images[:heldout_images], labels=test.labels[:heldout_images])
+    result: dict = {"run": str(run.run_dir) if run.run_dir else None, "kind": run.kind, "dataset": dataset}
+
+    # Held-out losses, on the pixels the model was trained on.
+    x = to_model_input(test.images, kind.scale)
+    binarized = run.config["data"].get("binarize") == "dynamic"
+    if binarized:
+        x = binarize(x)
+    data_note = f"{test.note} ({len(x):,} images{', binarized: one fixed Bernoulli draw' if binarized else ''})"
+    _say(f"evaluating {run.run_dir or run.kind} on the {data_note}", verbose)
+    result["heldout"] = {"data": data_note, **kind.heldout(run.model, x, run.config, labels=test.labels)}
+    if run.kind == "vae":
+        started = time.perf_counter()
+        m = min(iwae_images, len(x))
+        nll = iwae_nll(run.model, x[:m], k=iwae_k, seed=seed)
+        result["iwae"] = {
+            "nll": float(nll.mean()),
+            "stderr": float(nll.std(ddof=1) / math.sqrt(m)) if m > 1 else None,
+            "k": iwae_k,
+            "images": m,
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+
+    # Sample quality on classifier features.
+    clf = find_classifier(dataset, classifier)
+    if clf is None:
+        result["samples"] = None
+        _say(
+            f"note: no classifier for {classifier_family(dataset)} (looked in "
+            f"{', '.join(map(str, classifier_dirs(dataset)))}); sample metrics skipped. "
+            f"Train one with: bin/train classifier --dataset {dataset}",
+            verbose,
+        )
+    else:
+        options = {k: v for k, v in dict(sampler=sampler, steps=steps, eta=eta, sigma=sigma).items() if v is not None}
+        started = time.perf_counter()
+        generated = sample(run, n=n_samples, seed=seed, **options)
+        seconds = time.perf_counter() - started
+        test_features, test_probs = classify(clf, test.images)
+        features, probs = classify(clf, generated)
+        train_images = load_dataset(dataset, "train", data_dir).images[:n_samples]
+        train_features, train_probs = classify(clf, train_images)
+        result["classifier"] = {
+            "run": str(clf.run_dir),
+            "heldout_accuracy": float(np.mean(test_probs.argmax(1) == test.labels)),
+        }
+        result["samples"] = {
+            "n": n_samples,
+            "seed": seed,
+            "sampling": options or "default",
+            "seconds": round(seconds, 1),
+            **sample_quality(features, probs, test_features, knn_k),
+        }
+        result["reference"] = {
+            "train_vs_test": {"n": len(train_images), **sample_quality(train_features, train_probs, test_features, knn_k)},
+            "test": {
+                "n": len(test.images),
+                "inception_score": sample_metrics.inception_score(test_probs),
+                "confidence": sample_metrics.confidence(test_probs),
+            },
+        }
+    if write and run.run_dir is not None:
+        checkpoint.write_json(Path(run.run_dir) / EVAL_FILE, result)
+    return result
+
+
+# ---- the readable table ---------------------------------------------------------------
+
+_HELDOUT_LABELS = {
+    "mse": "MSE per pixel",
+    "bce": "BCE per pixel",
+    "neg_elbo": "-ELBO (nats/image)",
+    "kl": "  of which KL",
+}
+
+
+def format_result(result: dict) -> str:
+    """eval.json as a table a person can read."""
+    lines = [f"{result['kind']} run {result['run']}", f"held-out: {result['heldout']['data']}"]
+    for key, value in result["heldout"].items():
+        if key == "data":
+            continue
+        label = _HELDOUT_LABELS.get(key, "eps-MSE" if result["kind"] == "ddpm" else key)
+        if key == "bce" and result["kind"] == "vae":
+            label = "  of which reconstruction (BCE, nats/image)"
+        lines.append(f"  {label:<44} {value:10.4f}")
+    if "iwae" in result:
+        w = result["iwae"]
+        lines.append(
+            f"  {'IWAE NLL bound (nats/image, k=' + str(w['k']) + ')':<44} {w['nll']:10.2f}"
+            f"  +- {w['stderr']:.2f} over the first {w['images']:,} images ({w['seconds']} s)"
+        )
+    samples = result.get("samples")
+    if samples:
+        ref, test = result["reference"]["train_vs_test"], result["reference"]["test"]
+        lines.append(
+            f"samples: {samples['n']:,} generated in {samples['seconds']} s ({samples['sampling']}); "
+            f"classifier {result['classifier']['run']} ({result['classifier']['heldout_accuracy']:.2%} on held-out)"
+        )
+        lines.append(f"  {'':<24} {'generated':>10} {'real train (floor)':>20} {'real test':>10}")
+        for key, label in (
+            ("frechet_distance", "Frechet distance"),
+            ("inception_score", "Inception Score"),
+            ("confidence", "classifier confidence"),
+            ("precision", f"precision (k-NN)"),
+            ("recall", f"recall (k-NN)"),
+        ):
+            real_test = f"{test[key]:10.3f}" if key in test else f"{'':>10}"
+            lines.append(f"  {label:<24} {samples[key]:10.3f} {ref[key]:20.3f} {real_test}")
+        lines.append(f"  (floor: {ref['n']:,} real training images measured the same way)")
+    elif samples is None:
+        lines.append("samples: not measured (no classifier)")
+    return "\n".join(lines)
