@@ -17,7 +17,8 @@ import numpy as np
 from .losses import bernoulli_nll
 
 _LOG_2PI = math.log(2.0 * math.pi)
-DECODES_PER_CALL = 4000  # decoder passes per forward call: ~12 MB of logits at 28x28
+# Decoder passes per call: the CPU's sweet spot (7,000 img/s at 128 vs 1,800 at 4,000 here).
+DECODES_PER_CALL = 128
 
 
 def _log_weights(model, x: mx.array, k: int, key: mx.array) -> mx.array:

@@ -53,8 +53,9 @@ def write_toy(directory: Path, compressed: bool = True) -> Path:
 @pytest.fixture
 def isolated(tmp_path, monkeypatch):
     """Point every search location at empty folders under tmp_path; register a `toy` data set."""
-    roots = {key: tmp_path / key for key in ("arg", "env", "repo", "cache", "system")}
+    roots = {key: tmp_path / key for key in ("arg", "env", "repo", "shared", "cache", "system")}
     monkeypatch.setattr(datasets, "REPO_DATA_DIR", roots["repo"])
+    monkeypatch.setattr(datasets, "SHARED_DATA_DIR", roots["shared"])
     monkeypatch.setenv("XDG_CACHE_HOME", str(roots["cache"]))
     monkeypatch.delenv(datasets.ENV_VAR, raising=False)
     monkeypatch.setattr(datasets, "_fallback_noted", False)
@@ -213,3 +214,19 @@ def test_fashion_mnist_from_debian(monkeypatch, tmp_path):
     assert train.source == DEBIAN_FASHION
     assert train.images.shape == (60_000, 28, 28) and test.images.shape == (10_000, 28, 28)
     assert train.labels.shape == (60_000,) and test.labels.shape == (10_000,)
+
+
+def test_a_lone_test_split_serves_evaluation_but_not_training(isolated):
+    shared = isolated["shared"] / "toy"
+    shared.mkdir(parents=True)
+    for name in FILE_NAMES[2:]:  # t10k images and labels only, as in ../shared/datasets/mnist
+        shutil.copyfile(write_toy(isolated["arg"] / "scratch") / name, shared / name)
+    heldout = datasets.load_heldout("toy")
+    assert heldout.source == shared and heldout.labels.tolist() == [7, 8, 9]
+    with pytest.raises(DatasetNotFoundError):
+        load_dataset("toy", "train")
+
+
+def test_load_heldout_of_the_sample_is_its_last_1000_digits():
+    heldout = datasets.load_heldout("mnist-sample")
+    assert len(heldout.images) == 1000 and "held-out" in heldout.note
