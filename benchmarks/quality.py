@@ -32,7 +32,7 @@ RECIPES = {
     "ae-guide": ("ae", "guide", dict(steps=500, latent_dim=64)),
     "vae-guide": ("vae", "guide", dict(steps=600, warmup_steps=200, latent_dim=32)),
     "ddpm-guide": ("ddpm", "guide", dict(steps=800, T=6)),
-    "ddpm-T1000": ("ddpm", "guide", dict(steps=800, T=1000)),
+    "ddpm-T1000": ("ddpm", "comparison", dict(steps=800, T=1000)),
     "ae-budget": ("ae", "10 min", dict(steps=5000, latent_dim=64, lr_schedule="cosine")),
     "vae-budget": ("vae", "10 min", dict(steps=4500, warmup_steps=1000, latent_dim=32, lr_schedule="cosine")),
     "vae-budget-binary": (
@@ -171,7 +171,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", action="append", choices=["mnist", "fashion-mnist"],
                    help="data set(s) to run (default both)")
-    p.add_argument("--budget", choices=["guide", "10 min", "all"], default="all")
+    p.add_argument("--budget", choices=["guide", "10 min", "comparison", "all"], default="all",
+                   help="guide: the guide's step counts; 10 min: the budget runs; comparison: the T=1000 DDPM")
     p.add_argument("--only", default=None, help="comma-separated recipe names: " + ", ".join(RECIPES))
     p.add_argument("--n-samples", type=int, default=10_000)
     p.add_argument("--out", default=str(ROOT / "outputs" / "quality"))

@@ -222,13 +222,13 @@ _HELDOUT_LABELS = {
 def format_result(result: dict) -> str:
     """eval.json as a table a person can read."""
     lines = [f"{result['kind']} run {result['run']}", f"held-out: {result['heldout']['data']}"]
-    for key, value in result["heldout"].items():
-        if key == "data":
-            continue
-        label = _HELDOUT_LABELS.get(key, "eps-MSE" if result["kind"] == "ddpm" else key)
+    held = result["heldout"]
+    order = ["neg_elbo", "bce", "kl"] if result["kind"] == "vae" else [k for k in held if k != "data"]
+    for key in order:
+        label = "eps-MSE (noise prediction)" if result["kind"] == "ddpm" else _HELDOUT_LABELS.get(key, key)
         if key == "bce" and result["kind"] == "vae":
-            label = "  of which reconstruction (BCE, nats/image)"
-        lines.append(f"  {label:<44} {value:10.4f}")
+            label = "  of which reconstruction (BCE)"
+        lines.append(f"  {label:<44} {held[key]:10.4f}")
     if "iwae" in result:
         w = result["iwae"]
         lines.append(
