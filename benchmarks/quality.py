@@ -150,7 +150,9 @@ def table(rows: list[dict]) -> str:
 
 
 def write_results(rows: list[dict], path: Path, command: str) -> None:
-    held = {r["dataset"]: r["result"]["heldout"]["data"] for r in rows}
+    held = {}
+    for r in rows:  # the first row's note: the binarized rows say so in their own cells
+        held.setdefault(r["dataset"], r["result"]["heldout"]["data"])
     body = (
         f"{BEGIN}\nCommand: `{command}`. Held-out data: "
         + "; ".join(f"{d}: {note}" for d, note in held.items())
