@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -76,8 +77,6 @@ def run_recipe(name: str, dataset: str, out: Path, n_samples: int) -> None:
     run_dir = out / dataset / name
     if not (run_dir / checkpoint.WEIGHTS).is_file():
         if run_dir.exists():  # an interrupted attempt: start clean rather than guess
-            import shutil
-
             shutil.rmtree(run_dir)
         print(f"== training {dataset}/{name}", file=sys.stderr, flush=True)
         mg.train(kind, dataset=dataset, out=str(out / dataset), name=name, progress=False, **GUIDE, **settings)

@@ -237,10 +237,7 @@ def load_dataset(
         raise UsageError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     spec, directory = _resolve(name, data_dir)
     images_file, labels_file = spec.split_files(split)
-    images = _load_verified(directory, images_file)
-    labels = _load_verified(directory, labels_file)
-    # The checksums pin the contents; this guards the registry itself.
-    check_idx_pair(images, labels, directory / images_file.name, directory / labels_file.name)
+    images, labels = _load_pair(directory, images_file, labels_file)
     note = f"{spec.title} {split} split"
     if spec.held_out:
         total = len(images)
@@ -264,9 +261,7 @@ def load_heldout(name: str, data_dir: str | os.PathLike[str] | None = None) -> D
         for directory in _candidate_dirs(spec, data_dir):
             files = (spec.test_images, spec.test_labels)
             if all(_locate(directory, f) is not None for f in files) and _payload_matches(directory, spec.test_labels):
-                images = _load_verified(directory, spec.test_images)
-                labels = _load_verified(directory, spec.test_labels)
-                check_idx_pair(images, labels, directory / spec.test_images.name, directory / spec.test_labels.name)
+                images, labels = _load_pair(directory, spec.test_images, spec.test_labels)
                 return Dataset(spec.name, "test", images, labels, directory, f"{spec.title} test split")
     return load_dataset(name, "test", data_dir)
 
@@ -341,6 +336,15 @@ def _payload_matches(directory: Path, file: DataFile) -> bool:
         return hashlib.sha256(read_idx_bytes(path)).hexdigest() == file.sha256
     except DataError:
         return False
+
+
+def _load_pair(directory: Path, images_file: DataFile, labels_file: DataFile) -> tuple[np.ndarray, np.ndarray]:
+    """One split's images and labels, each checksummed, and checked to belong together."""
+    images = _load_verified(directory, images_file)
+    labels = _load_verified(directory, labels_file)
+    # The checksums pin the contents; this guards the registry itself.
+    check_idx_pair(images, labels, directory / images_file.name, directory / labels_file.name)
+    return images, labels
 
 
 def _load_verified(directory: Path, file: DataFile) -> np.ndarray:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import mlx.core as mx
 import numpy as np
 
 from . import checkpoint, sample_metrics
+from .api import _as_run, _say, load, sample
 from .batches import to_model_input
 from .datasets import REPO_DATA_DIR, load_dataset, load_heldout, user_cache_dir
 from .errors import UsageError
@@ -47,8 +47,6 @@ def classifier_dirs(dataset: str) -> list[Path]:
 
 def find_classifier(dataset: str, explicit=None):
     """The classifier ``Run`` for ``dataset`` (``explicit``: a run directory), or None."""
-    from .api import load
-
     if explicit is not None:
         run = load(explicit)
         if run.kind != "classifier":
@@ -89,11 +87,6 @@ def sample_quality(features, probs, reference_features, k: int = 3) -> dict:
 # ---- evaluate -------------------------------------------------------------------------
 
 
-def _say(message: str, verbose: bool) -> None:
-    if verbose:
-        print(message, file=sys.stderr, flush=True)
-
-
 def binarize(x: np.ndarray, seed: int = BINARIZE_SEED) -> np.ndarray:
     """One fixed Bernoulli(pixel) draw: the binarized test set of the likelihood literature."""
     return (np.random.default_rng(seed).random(x.shape, dtype=np.float32) < x).astype(np.float32)
@@ -128,8 +121,6 @@ def evaluate(
         shipped one (`classifier_dirs`). Without one, sample metrics are skipped.
     sampler, steps, eta, sigma: DDPM sampling options, as for `sample`.
     """
-    from .api import _as_run, sample
-
     run = _as_run(run)
     kind = KINDS[run.kind]
     if not kind.generative:
@@ -247,8 +238,8 @@ def format_result(result: dict) -> str:
             ("frechet_distance", "Frechet distance"),
             ("inception_score", "Inception Score"),
             ("confidence", "classifier confidence"),
-            ("precision", f"precision (k-NN)"),
-            ("recall", f"recall (k-NN)"),
+            ("precision", "precision (k-NN)"),
+            ("recall", "recall (k-NN)"),
         ):
             real_test = f"{test[key]:10.3f}" if key in test else f"{'':>10}"
             lines.append(f"  {label:<24} {samples[key]:10.3f} {ref[key]:20.3f} {real_test}")
