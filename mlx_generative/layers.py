@@ -6,7 +6,8 @@ strided convolution, go through input dilation and fall to single-threaded
 reference loops (10-30x slower; see ../shared/MLX-NOTES.md). The two layers
 here compute *exactly* a 3x3 stride-2 ``Conv2d`` and a 4x4 stride-2
 ``ConvTranspose2d`` (padding 1, PyTorch semantics) using only stride-1
-convolutions and reshapes, so forward and backward stay on the GEMM path.
+convolutions and reshapes, so forward and backward stay on the GEMM path
+(our own shifted-GEMM ``conv2d_valid``, faster than mx.conv2d; see conv.py).
 Their parameters have the same shapes as the layers they replace, so a
 PyTorch twin has the same parameter count.
 """
@@ -17,6 +18,8 @@ import math
 
 import mlx.core as mx
 import mlx.nn as nn
+
+from .conv import conv2d_valid, tap_conv
 
 
 def space_to_depth(x: mx.array) -> mx.array:
@@ -67,16 +70,18 @@ class Down(nn.Module):
     def __call__(self, x: mx.array) -> mx.array:
         blocks = space_to_depth(x)  # (N, H/2, W/2, 4*in)
         blocks = mx.pad(blocks, [(0, 0), (1, 0), (1, 0), (0, 0)])
-        return mx.conv2d(blocks, self.block_kernel()) + self.bias
+        return conv2d_valid(blocks, self.block_kernel()) + self.bias
 
 
 class Up(nn.Module):
     """Double H and W: exactly ``ConvTranspose2d(in, out, 4, stride=2, padding=1)``.
 
-    Output row 2m + r (phase r) gathers input rows m-1, m, m+1 through kernel
-    taps k = r + 1 - 2d (d = -1, 0, 1; out-of-range taps are zero). So one 3x3
-    stride-1 convolution into 4*out channels (one group per output phase)
-    followed by depth-to-space gives the same result with no dilation.
+    Output row 2m + r (phase r) gathers input rows m - 1 + j for j = r, r + 1
+    only, through kernel taps k = 3 - r (j = r) and k = 1 - r (j = r + 1). So
+    each of the four output phases (r_y, r_x) is a 2x2 stride-1 convolution of
+    the input padded by one pixel, reading only the 4 taps it needs (a single
+    3x3 convolution into 4*out channels would multiply 5 of its 9 taps by zero),
+    and interleaving the phases gives the result with no dilation.
     ``weight`` has nn.ConvTranspose2d's shape (out, 4, 4, in).
     """
 
@@ -87,22 +92,18 @@ class Up(nn.Module):
         self.weight = _uniform((out_channels, 4, 4, in_channels), fan_in)
         self.bias = _uniform((out_channels,), fan_in)
 
-    def phase_kernel(self) -> mx.array:
-        """The (4*out, 3, 3, in) kernel of the stride-1 convolution."""
-        out_c, _, _, in_c = self.weight.shape
-        # Pad the 4 taps with a zero at each end: index k+1 holds tap k, 0 and 5 are zero.
-        w = mx.pad(self.weight, [(0, 0), (1, 1), (1, 1), (0, 0)])  # (out, 6, 6, in)
-        # Tap for phase r at offset index j (d = j - 1): k = r + 1 - 2(j - 1) = r + 3 - 2j.
-        index = mx.array([[r + 3 - 2 * j + 1 for j in range(3)] for r in range(2)])  # (2, 3)
-        w = w[:, index]  # (out, r_y, j_y, 6, in)
-        w = w[:, :, :, index]  # (out, r_y, j_y, r_x, j_x, in)
-        w = w.transpose(1, 3, 0, 2, 4, 5)  # (r_y, r_x, out, j_y, j_x, in)
-        return w.reshape(4 * out_c, 3, 3, in_c)
+    def phase(self, x_padded: mx.array, ry: int, rx: int) -> mx.array:
+        """Output phase (ry, rx), (N, H, W, out), of the input padded by 1 on each side."""
+        taps = tuple((ry + a, rx + b) for a in (0, 1) for b in (0, 1))
+        w = mx.stack([self.weight[:, 3 - ry - 2 * a, 3 - rx - 2 * b, :].T for a in (0, 1) for b in (0, 1)])
+        return tap_conv(taps, 2)(x_padded, w)  # w: (4 taps, in, out)
 
     def __call__(self, x: mx.array) -> mx.array:
-        phases = mx.conv2d(x, self.phase_kernel(), padding=1)  # (N, H, W, 4*out)
-        # Channels are (r_y, r_x, out): the order depth_to_space expects.
-        return depth_to_space(phases) + self.bias
+        n, h, w, _ = x.shape
+        x = mx.pad(x, [(0, 0), (1, 1), (1, 1), (0, 0)])
+        # (N, H, [ry], W, [rx], out) is row-major (N, 2H, 2W, out): stacking is the interleave.
+        rows = [mx.stack([self.phase(x, ry, rx) for rx in (0, 1)], axis=3) for ry in (0, 1)]
+        return mx.stack(rows, axis=2).reshape(n, 2 * h, 2 * w, -1) + self.bias
 
 
 def timestep_embedding(t: mx.array, dim: int, max_period: float = 10000.0) -> mx.array:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import mlx.core as mx
 import mlx.nn as nn
 
+from ..conv import Conv2d
 from ..layers import Down
 from .ae import check_image_size
 from .base import BaseModelArgs
@@ -42,7 +43,7 @@ class Classifier(nn.Module):
         self.args = args
         c1, c2 = args.channels
         self.down1 = Down(args.in_channels, c1)  # S -> S/2
-        self.conv2 = nn.Conv2d(c1, c2, 3, padding=1)  # S/2
+        self.conv2 = Conv2d(c1, c2, 3, padding=1)  # S/2
         self.down2 = Down(c2, c2)  # S/2 -> S/4
         self.hidden = nn.Linear((args.image_size // 4) ** 2 * c2, args.feature_dim)
         self.drop = nn.Dropout(args.dropout)
