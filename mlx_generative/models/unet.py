@@ -19,6 +19,9 @@ from dataclasses import dataclass
 import mlx.core as mx
 import mlx.nn as nn
 
+from ..activations import silu
+from ..conv import Conv2d
+from ..norm import GroupNorm
 from ..layers import Down, Up, timestep_embedding
 from .base import BaseModelArgs
 
@@ -37,17 +40,17 @@ class ResBlock(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, time_dim: int, groups: int):
         super().__init__()
-        self.norm1 = nn.GroupNorm(groups, in_channels, pytorch_compatible=True)
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.norm1 = GroupNorm(groups, in_channels)
+        self.conv1 = Conv2d(in_channels, out_channels, 3, padding=1)
         self.time = nn.Linear(time_dim, out_channels)
-        self.norm2 = nn.GroupNorm(groups, out_channels, pytorch_compatible=True)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
-        self.skip = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else None
+        self.norm2 = GroupNorm(groups, out_channels)
+        self.conv2 = Conv2d(out_channels, out_channels, 3, padding=1)
+        self.skip = Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else None
 
     def __call__(self, x: mx.array, temb: mx.array) -> mx.array:
-        h = self.conv1(nn.silu(self.norm1(x)))
+        h = self.conv1(silu(self.norm1(x)))
         h = h + self.time(temb)[:, None, None, :]  # (N, C) broadcast over H, W
-        h = self.conv2(nn.silu(self.norm2(h)))
+        h = self.conv2(silu(self.norm2(h)))
         return h + (self.skip(x) if self.skip is not None else x)
 
 
@@ -64,7 +67,7 @@ class TinyUNet(nn.Module):
         c1, c2, c3 = args.channels
         t, g = args.time_dim, args.groups
         self.time_mlp = nn.Sequential(nn.Linear(c1, t), nn.SiLU(), nn.Linear(t, t))
-        self.stem = nn.Conv2d(args.in_channels, c1, 3, padding=1)  # S
+        self.stem = Conv2d(args.in_channels, c1, 3, padding=1)  # S
         self.down1 = Down(c1, c2)  # S -> S/2
         self.enc2 = ResBlock(c2, c2, t, g)  # S/2
         self.down2 = Down(c2, c3)  # S/2 -> S/4
@@ -72,13 +75,13 @@ class TinyUNet(nn.Module):
         self.up2 = Up(c3, c2)  # S/4 -> S/2
         self.dec2 = ResBlock(2 * c2, c2, t, g)  # after concatenating the enc2 skip
         self.up1 = Up(c2, c1)  # S/2 -> S
-        self.out = nn.Conv2d(2 * c1, args.in_channels, 3, padding=1)  # after the stem skip
+        self.out = Conv2d(2 * c1, args.in_channels, 3, padding=1)  # after the stem skip
 
     def __call__(self, x: mx.array, t: mx.array) -> mx.array:
         temb = self.time_mlp(timestep_embedding(t, self.args.channels[0]))
         stem = self.stem(x)  # (N, S, S, c1)
-        skip = self.enc2(self.down1(nn.silu(stem)), temb)  # (N, S/2, S/2, c2)
+        skip = self.enc2(self.down1(silu(stem)), temb)  # (N, S/2, S/2, c2)
         h = self.mid(self.down2(skip), temb)  # (N, S/4, S/4, c3)
         h = self.dec2(mx.concatenate([self.up2(h), skip], axis=-1), temb)
         h = mx.concatenate([self.up1(h), stem], axis=-1)  # (N, S, S, 2 * c1)
-        return self.out(nn.silu(h))
+        return self.out(silu(h))
