@@ -202,6 +202,11 @@ def torch_case(kind: str, batch: int, x: np.ndarray):
     return run, sum(p.numel() for p in model.parameters()), flops
 
 
+# Idle worker threads spin for a while before they sleep (OpenBLAS's, PyTorch's OpenMP):
+# starting a block right after the other engine's block would share the cores with them.
+PAUSE_S = 0.5
+
+
 def timed_blocks(cases: dict, warmup: int, rounds: int, steps: int) -> dict[str, float]:
     """Median seconds per step of each case, timing alternating blocks."""
     for run in cases.values():
@@ -210,6 +215,7 @@ def timed_blocks(cases: dict, warmup: int, rounds: int, steps: int) -> dict[str,
     samples = {name: [] for name in cases}
     for _ in range(rounds):
         for name, run in cases.items():
+            time.sleep(PAUSE_S)
             start = time.perf_counter()
             for _ in range(steps):
                 run()
@@ -223,8 +229,10 @@ def sampling_cases(T: int, n: int):
     model = TinyUNet(UNetArgs())
     sched = Schedule.create(T)
 
+    denoise = mx.compile(model)  # as the package's sampler does (kinds.DDPMKind.sample)
+
     def ours():
-        mx.eval(ddpm_sample(model, sched, (n, 28, 28, 1), mx.random.key(0)))
+        mx.eval(ddpm_sample(denoise, sched, (n, 28, 28, 1), mx.random.key(0)))
 
     cases = {"mlx": ours}
     if torch is not None:
