@@ -7,9 +7,11 @@ timestep added to every block through a small MLP.
 
 The residual blocks live at 14x14 and 7x7 only; full resolution has just the
 stem and output convolutions. On MLX's CPU backend the cost of a layer grows
-with its activation size more than with its FLOPs (im2col copies,
-elementwise exp in SiLU/GroupNorm): a pair of 32-channel residual blocks at
-28x28 tripled the step time while the digits' structure lives at 14x14.
+with its activation size more than with its FLOPs (single-threaded
+elementwise passes in SiLU/GroupNorm and around every GEMM): a pair of
+32-channel residual blocks at 28x28 tripled the step time while the digits'
+structure lives at 14x14. SiLU, GroupNorm and the convolutions are this
+package's CPU-friendly versions (activations.py, norm.py, conv.py).
 """
 
 from __future__ import annotations
