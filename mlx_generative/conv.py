@@ -46,12 +46,21 @@ def _as_rows(x: mx.array) -> mx.array:
     return mx.pad(x, [(0, 1), (0, 0), (0, 0), (0, 0)]).reshape(-1, x.shape[-1])
 
 
+def _tap_offsets(taps: tuple[tuple[int, int], ...], padded_width: int) -> list[int]:
+    """Row offset of each tap (dy, dx) in the flattened padded image."""
+    return [dy * padded_width + dx for dy, dx in taps]
+
+
+def _side_by_side(rows: mx.array, offsets: list[int], pixels: int) -> mx.array:
+    """The row blocks starting at ``offsets``, concatenated along columns: (pixels, T * C), a copy."""
+    return mx.concatenate([rows[o : o + pixels] for o in offsets], axis=1)
+
+
 def _shifted_matmul(rows: mx.array, w: mx.array, offsets: list[int], pixels: int) -> mx.array:
     """sum_t rows[offsets[t] : offsets[t] + pixels] @ w[t]; rows (R, C), w (T, C, O) -> (pixels, O)."""
     taps, in_c, out_c = w.shape
-    blocks = [rows[o : o + pixels] for o in offsets]
     if taps * in_c <= NARROW:  # narrow inputs: one GEMM over the blocks side by side
-        return mx.concatenate(blocks, axis=1) @ w.reshape(taps * in_c, out_c)
+        return _side_by_side(rows, offsets, pixels) @ w.reshape(taps * in_c, out_c)
     if taps * out_c <= NARROW:  # narrow outputs: every tap's output at once, then shift and sum
         y = rows[: max(offsets) + pixels] @ w.transpose(1, 0, 2).reshape(in_c, taps * out_c)
         total = None
@@ -60,7 +69,8 @@ def _shifted_matmul(rows: mx.array, w: mx.array, offsets: list[int], pixels: int
             total = part if total is None else total + part
         return total
     total = None
-    for block, wt in zip(blocks, w):
+    for o, wt in zip(offsets, w):
+        block = rows[o : o + pixels]
         total = block @ wt if total is None else mx.addmm(total, block, wt)
     return total
 
@@ -70,11 +80,10 @@ def _shifted_weight_grad(rows: mx.array, dy_rows: mx.array, offsets: list[int], 
     in_c, out_c, taps = rows.shape[1], dy_rows.shape[1], len(offsets)
     dy = dy_rows[frame : frame + pixels]
     if taps * in_c <= NARROW:
-        cols = mx.concatenate([rows[o : o + pixels] for o in offsets], axis=1)
-        return (cols.T @ dy).reshape(taps, in_c, out_c)
+        return (_side_by_side(rows, offsets, pixels).T @ dy).reshape(taps, in_c, out_c)
     if taps * out_c <= NARROW:
         # sum_q rows[q]^T dy[q - o_t]: rows past `pixels` are the zero image, so q < pixels suffices.
-        shifted = mx.concatenate([dy_rows[frame - o : frame - o + pixels] for o in offsets], axis=1)
+        shifted = _side_by_side(dy_rows, [frame - o for o in offsets], pixels)
         return (rows[:pixels].T @ shifted).reshape(in_c, taps, out_c).transpose(1, 0, 2)
     return mx.stack([rows[o : o + pixels].T @ dy for o in offsets])
 
@@ -92,7 +101,7 @@ def tap_conv(taps: tuple[tuple[int, int], ...], margin: int):
     @mx.custom_function
     def conv(x: mx.array, w: mx.array) -> mx.array:
         n, hp, wp, _ = x.shape
-        offsets = [dy * wp + dx for dy, dx in taps]
+        offsets = _tap_offsets(taps, wp)
         y = _shifted_matmul(_as_rows(x), w, offsets, n * hp * wp)
         return y.reshape(n, hp, wp, -1)[:, : hp - margin, : wp - margin, :]
 
@@ -101,7 +110,7 @@ def tap_conv(taps: tuple[tuple[int, int], ...], margin: int):
         x, w = primals
         n, hp, wp, _ = x.shape
         pixels, frame = n * hp * wp, hp * wp
-        offsets = [dy * wp + dx for dy, dx in taps]
+        offsets = _tap_offsets(taps, wp)
         # dy on the full padded grid (zeros where the forward pass cropped), after one
         # leading zero image so that dy[q - offset] is a row block for every q >= 0.
         dy_rows = mx.pad(cotangent, [(1, 0), (0, margin), (0, margin), (0, 0)]).reshape(-1, w.shape[-1])

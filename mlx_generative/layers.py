@@ -29,14 +29,6 @@ def space_to_depth(x: mx.array) -> mx.array:
     return x.transpose(0, 1, 3, 2, 4, 5).reshape(n, h // 2, w // 2, 4 * c)
 
 
-def depth_to_space(x: mx.array) -> mx.array:
-    """(N, H, W, 4C) -> (N, 2H, 2W, C); inverse of space_to_depth."""
-    n, h, w, c4 = x.shape
-    c = c4 // 4
-    x = x.reshape(n, h, w, 2, 2, c)
-    return x.transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * h, 2 * w, c)
-
-
 def _uniform(shape: tuple[int, ...], fan_in: int) -> mx.array:
     # The init nn.Conv2d uses, so replacing a layer does not change training.
     bound = math.sqrt(1.0 / fan_in)

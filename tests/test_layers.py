@@ -7,7 +7,7 @@ import mlx.nn as nn
 import numpy as np
 import pytest
 
-from mlx_generative.layers import Down, Up, depth_to_space, space_to_depth, timestep_embedding
+from mlx_generative.layers import Down, Up, space_to_depth, timestep_embedding
 
 
 def _grads(layer, x):
@@ -50,14 +50,16 @@ def test_parameter_shapes_match_the_layers_they_replace():
     assert Up(3, 7).weight.shape == nn.ConvTranspose2d(3, 7, 4, stride=2).weight.shape
 
 
-def test_space_to_depth_round_trip():
+def test_space_to_depth_layout():
     x = mx.arange(2 * 6 * 4 * 3).reshape(2, 6, 4, 3)
     blocks = space_to_depth(x)
     assert blocks.shape == (2, 3, 2, 12)
     # Block (0, 0) holds pixels (0,0), (0,1), (1,0), (1,1) in that order, channels innermost.
     expected = np.concatenate([np.array(x[0, r, c]) for r in (0, 1) for c in (0, 1)])
     np.testing.assert_array_equal(np.array(blocks[0, 0, 0]), expected)
-    np.testing.assert_array_equal(np.array(depth_to_space(blocks)), np.array(x))
+    # Every block, not only the first: (n, row block, row phase, col block, col phase, c) order.
+    reference = np.array(x).reshape(2, 3, 2, 2, 2, 3).transpose(0, 1, 3, 2, 4, 5).reshape(2, 3, 2, 12)
+    np.testing.assert_array_equal(np.array(blocks), reference)
 
 
 def test_timestep_embedding():
