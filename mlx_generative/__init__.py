@@ -5,6 +5,8 @@
     images = mg.sample(run, n=16)          # uint8 (16, 28, 28)
     mg.save_grid(images, "vae.png")
     figures = mg.evaluate(run)             # held-out -ELBO, IWAE, Frechet distance, ...
+    mg.sweep("ae", {"latent_dim": [16, 64]})  # one run each, then report.html beside them
+    fig = mg.plots.latent_map([ae_run, vae_run])  # matplotlib figures (the `viz` extra)
 """
 
 # Must run before anything imports mlx.core: see _blas.py.
@@ -12,11 +14,24 @@ from . import _blas
 
 _blas.status()
 
-from .api import Run, __version__, denoising_trajectory, encode, load, reconstruct, sample, train  # noqa: E402
+from . import plots  # noqa: E402
+from .api import (  # noqa: E402
+    Run,
+    __version__,
+    denoising_trajectory,
+    encode,
+    interpolate,
+    load,
+    reconstruct,
+    sample,
+    train,
+)
 from .datasets import load_dataset  # noqa: E402
 from .evaluation import evaluate  # noqa: E402
 from .images import save_grid  # noqa: E402
 from .options import TrainOptions  # noqa: E402
+from .reports import report  # noqa: E402
+from .sweeps import sweep  # noqa: E402
 
 __all__ = [
     "train",
@@ -25,7 +40,11 @@ __all__ = [
     "reconstruct",
     "encode",
     "denoising_trajectory",
+    "interpolate",
     "evaluate",
+    "sweep",
+    "report",
+    "plots",
     "save_grid",
     "load_dataset",
     "Run",

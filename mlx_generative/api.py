@@ -21,7 +21,7 @@ from .datasets import load_dataset
 from .diffusion import SAMPLERS, SIGMAS
 from .errors import CheckpointError, UsageError
 from .images import as_unit_float, interleave_rows, save_grid, to_uint8
-from .kinds import KINDS
+from .kinds import KINDS, decode_pixels
 from .options import TrainOptions
 from .trainer import TrainingInterrupted, TrainLoop
 from .trainer import train as run_training_loop
@@ -167,7 +167,33 @@ def encode(run, images) -> np.ndarray:
     return KINDS[run.kind].encode(run.model, as_unit_float(images))
 
 
+def interpolate(run, start, end, steps: int = 10) -> np.ndarray:
+    """AE/VAE: decode ``steps`` evenly spaced points on the line between the codes of
+    ``start`` and ``end`` (images, paired one to one). Returns uint8 (N, steps, 28, 28).
+
+    The codes are ``encode``'s (the VAE's posterior means). Between two digits an AE
+    often decodes blends that are no digit; a VAE, trained to fill its prior, morphs.
+    """
+    run = _as_run(run)
+    if run.kind not in ("ae", "vae"):
+        raise UsageError(f"interpolate needs an ae or vae run: a {run.kind} has no latent code")
+    if steps < 2:
+        raise UsageError(f"steps must be >= 2 (the two ends), got {steps}")
+    a, b = encode(run, start), encode(run, end)
+    if a.shape != b.shape:
+        raise UsageError(f"start and end must hold as many images, got {len(a)} and {len(b)}")
+    w = np.linspace(0.0, 1.0, steps, dtype=np.float32)[None, :, None]
+    codes = (1.0 - w) * a[:, None] + w * b[:, None]  # (N, steps, latent)
+    pixels = decode_pixels(run.model, codes.reshape(-1, codes.shape[-1]))
+    return to_uint8(pixels).reshape(len(a), steps, *pixels.shape[1:3])
+
+
 # ---- training -----------------------------------------------------------------------
+
+
+def load_training_data(dataset: str, data_dir=None):
+    """The (train, test) splits a run of ``dataset`` trains and evaluates on."""
+    return load_dataset(dataset, "train", data_dir), load_dataset(dataset, "test", data_dir)
 
 
 def run_size_bytes(model: nn.Module, keep_checkpoints: int) -> int:
@@ -242,7 +268,9 @@ def _format_metrics(metrics: dict) -> str:
     return "  ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k not in ("step", "split"))
 
 
-def train(kind: str, options: TrainOptions | None = None, *, resume=None, verbose: bool = True, **overrides) -> Run:
+def train(
+    kind: str, options: TrainOptions | None = None, *, resume=None, verbose: bool = True, data=None, **overrides
+) -> Run:
     """Train an ``ae``, ``vae``, ``ddpm`` or ``classifier``; returns the ``Run``. See TrainOptions.
 
     The classifier is not a generative model: it is the feature extractor of
@@ -250,6 +278,10 @@ def train(kind: str, options: TrainOptions | None = None, *, resume=None, verbos
 
     ``resume``: a run directory to continue from its newest checkpoint. Its saved
     settings are used; only ``steps`` may be raised.
+    ``verbose``: print what happens. The progress bar is ``options.progress``'s: it
+    shows on a terminal even when ``verbose`` is off (a sweep prints its own lines).
+    ``data``: the (train, test) ``Dataset`` pair already loaded for ``options.dataset``,
+    so a sweep reads its data once.
     """
     if kind not in KINDS:
         raise UsageError(f"unknown model {kind!r}; choose one of: {', '.join(KINDS)}")
@@ -273,8 +305,9 @@ def train(kind: str, options: TrainOptions | None = None, *, resume=None, verbos
         opts = options.resolved(kind)
         run_dir = None
 
-    train_data = load_dataset(opts.dataset, "train", opts.data_dir)
-    test_data = load_dataset(opts.dataset, "test", opts.data_dir)
+    if data is None:
+        data = load_training_data(opts.dataset, opts.data_dir)
+    train_data, test_data = data
     if opts.limit_train and opts.limit_train > len(train_data.images):
         _say(f"note: --limit-train {opts.limit_train} exceeds the {len(train_data.images)} training images; using all of them", verbose)
     warning = _blas.warning_line()
@@ -347,7 +380,7 @@ def train(kind: str, options: TrainOptions | None = None, *, resume=None, verbos
         ema_decay=opts.ema_decay,
         ema=resumed_ema,
         batch_size=opts.batch_size,
-        progress=verbose and opts.progress,
+        progress=opts.progress and (verbose or sys.stderr.isatty()),
         on_log=lambda step, record: checkpoint.append_metrics(run_dir, record),
         on_checkpoint=lambda step: checkpoint.save_checkpoint(
             run_dir, step, model, optimizer, opts.keep_checkpoints, ema=loop.ema

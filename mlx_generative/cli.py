@@ -1,4 +1,4 @@
-"""Command line: `python -m mlx_generative train|sample|eval|info|fetch-data ...` and the bin/ launchers.
+"""Command line: `python -m mlx_generative train|sample|eval|sweep|report|info|fetch-data ...` and the bin/ launchers.
 
 Only argument parsing lives here; every command calls the Python API. Errors
 the package raises on purpose print as one line (exit status 2), never a traceback.
@@ -11,20 +11,10 @@ import sys
 
 from .diffusion import SAMPLERS, SCHEDULES, SIGMAS
 from .errors import MlxGenerativeError, UsageError
-from .options import KIND_NAMES
+from .options import KIND_NAMES, KIND_ONLY
 
-COMMANDS = ("train", "sample", "eval", "info", "fetch-data")
+COMMANDS = ("train", "sample", "eval", "sweep", "report", "info", "fetch-data")
 
-# Flags that only one model family reads: giving them to another is a mistake worth naming.
-KIND_ONLY = {
-    "loss": "ae",
-    "warmup_steps": "vae",
-    "beta_max": "vae",
-    "binarize": "vae",
-    "T": "ddpm",
-    "schedule": "ddpm",
-    "sigma": "ddpm",
-}
 
 
 def _train_parser() -> argparse.ArgumentParser:
@@ -167,6 +157,87 @@ def eval_main(argv: list[str]) -> int:
     return 0
 
 
+# bin/train flags a sweep does not take: it names and places its runs itself.
+NOT_FOR_SWEEPS = ("help", "kind", "resume", "out", "name")
+
+
+def _sweep_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="bin/sweep",
+        description="Train a model at every combination of settings, one run directory each under "
+        "OUT/NAME/, then write report.html and report.md there. A flag with comma-separated values "
+        "is swept; a flag with one value is fixed for every run. Run the same command again to "
+        "resume: finished runs are skipped, interrupted ones continue from their checkpoint.",
+        epilog="examples (the guide's experiments):\n"
+        "  bin/sweep ae --latent-dim 16,32,64,128\n"
+        "  bin/sweep ae --loss mse,bce\n"
+        "  bin/sweep vae --warmup-steps 0,200,600 --beta-max 0.5,1,4\n"
+        "  bin/sweep ddpm --T 4,6,8 --schedule linear,cosine",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        argument_default=argparse.SUPPRESS,
+    )
+    p.add_argument("kind", choices=("ae", "vae", "ddpm"), help="model family to sweep")
+    s = p.add_argument_group("the sweep")
+    s.add_argument("--name", help="sweep directory name (default: the model and swept flags, e.g. ae-latent_dim)")
+    s.add_argument("--out", default="outputs/sweeps", help="parent folder of sweeps (default outputs/sweeps)")
+    s.add_argument("--eval-samples", type=int, default=2000, help="generated images per run for the report's "
+                   "sample metrics (Frechet distance, confidence, ...); 0 skips them (default 2000)")
+    s.add_argument("--no-report", dest="report", action="store_false", default=True,
+                   help="train only; bin/report OUT/NAME writes the report later")
+    g = p.add_argument_group("settings (bin/train's flags; V1,V2,... sweeps, one value fixes)")
+    for action in _train_parser()._actions:
+        if action.dest in NOT_FOR_SWEEPS:
+            continue
+        if action.nargs == 0:  # a switch such as --no-progress
+            g.add_argument(*action.option_strings, dest=action.dest, action="store_const",
+                           const=action.const, help=action.help)
+        else:
+            g.add_argument(*action.option_strings, dest=action.dest, metavar="V[,V...]", help=action.help)
+    return p
+
+
+def sweep_main(argv: list[str]) -> int:
+    from .sweeps import parse_values, sweep
+
+    args = vars(_sweep_parser().parse_args(argv))
+    kind, name, out = args.pop("kind"), args.pop("name", None), args.pop("out")
+    eval_samples, report = args.pop("eval_samples"), args.pop("report")
+    params, common = {}, {}
+    for dest, text in args.items():
+        if isinstance(text, bool):  # a switch
+            common[dest] = text
+            continue
+        values = parse_values(dest, text, sweeping="," in text)
+        if len(values) > 1:
+            params[dest] = values
+        else:
+            common[dest] = values[0]
+    sweep(kind, params, name=name, out=out, eval_samples=eval_samples, report=report, **common)
+    return 0
+
+
+def report_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="bin/report",
+        description="Write report.html and report.md: a table of settings vs held-out metrics vs training "
+        "time, sample and reconstruction grids, loss curves, latent maps, interpolations, denoising strips.",
+        epilog="examples:\n"
+        "  bin/report outputs/vae-20261124-101500           # one run: written into the run\n"
+        "  bin/report outputs/sweeps/ae-latent_dim          # a sweep: written into the sweep\n"
+        "  bin/report outputs/ae-... outputs/vae-... --out outputs/reports/ae-vs-vae",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("paths", nargs="+", metavar="RUN_OR_SWEEP_DIR", help="a run, a sweep, or several runs to compare")
+    p.add_argument("--out", default=None, help="where a report on several runs goes (required for several)")
+    p.add_argument("--title", default=None, help="the report's title (several runs)")
+    p.add_argument("--tsne", action="store_true", help="latent maps by t-SNE instead of PCA (needs scikit-learn)")
+    args = p.parse_args(argv)
+    from .reports import report
+
+    report(args.paths, out=args.out, title=args.title, latent_method="tsne" if args.tsne else "pca")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
@@ -182,6 +253,10 @@ def main(argv: list[str] | None = None) -> int:
             return sample_main(rest)
         if command == "eval":
             return eval_main(rest)
+        if command == "sweep":
+            return sweep_main(rest)
+        if command == "report":
+            return report_main(rest)
         if command == "info":
             from .info import main as info_main
 

@@ -99,6 +99,7 @@ def evaluate(
     seed: int = 0,
     iwae_k: int = 1000,
     iwae_images: int = 1000,
+    iwae: bool = True,
     heldout_images: int | None = None,
     knn_k: int = 3,
     classifier=None,
@@ -116,6 +117,7 @@ def evaluate(
         for the floor, as many as there are).
     iwae_k, iwae_images: VAE only; importance samples per image and how many test
         images the IWAE bound averages over (it costs k decoder passes per image).
+    iwae: False skips the IWAE bound (a sweep's quick evaluation).
     heldout_images: use only the first N test images (default all): a quick look.
     classifier: a classifier run directory; default the data set's cached or
         shipped one (`classifier_dirs`). Without one, sample metrics are skipped.
@@ -145,7 +147,7 @@ def evaluate(
     data_note = f"{test.note} ({len(x):,} images{', binarized: one fixed Bernoulli draw' if binarized else ''})"
     _say(f"evaluating {run.run_dir or run.kind} on the {data_note}", verbose)
     result["heldout"] = {"data": data_note, **kind.heldout(run.model, x, run.config, labels=test.labels)}
-    if run.kind == "vae":
+    if run.kind == "vae" and iwae:
         started = time.perf_counter()
         m = min(iwae_images, len(x))
         nll = iwae_nll(run.model, x[:m], k=iwae_k, seed=seed)

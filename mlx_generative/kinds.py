@@ -32,6 +32,12 @@ def _chunks(n: int, size: int = EVAL_BATCH):
         yield start, min(n, start + size)
 
 
+def decode_pixels(model, z) -> np.ndarray:
+    """AE/VAE: latent codes -> the decoder's mean image in [0, 1], batch by batch."""
+    z = mx.array(z)
+    return np.concatenate([np.array(mx.sigmoid(model.decode(z[a:b]))) for a, b in _chunks(len(z))])
+
+
 def _weighted_means(parts: list[tuple[int, dict]]) -> dict:
     total = sum(n for n, _ in parts)
     return {k: sum(n * float(m[k]) for n, m in parts) / total for k in parts[0][1]}
@@ -99,8 +105,7 @@ class AEKind(Kind):
         if "latent_mean" not in extras:
             raise CheckpointError("this AE run has no fitted latent Gaussian (extras.safetensors); retrain it")
         eps = mx.random.normal((n, extras["latent_mean"].shape[0]), key=key)
-        z = extras["latent_mean"] + eps @ extras["latent_chol"].T
-        return np.concatenate([np.array(mx.sigmoid(model.decode(z[a:b]))) for a, b in _chunks(n)])
+        return decode_pixels(model, extras["latent_mean"] + eps @ extras["latent_chol"].T)
 
     def reconstruct(self, model, x: np.ndarray) -> np.ndarray:
         return np.concatenate([np.array(mx.sigmoid(model(mx.array(x[a:b])))) for a, b in _chunks(len(x))])
@@ -132,8 +137,7 @@ class VAEKind(Kind):
         return _weighted_means(parts)
 
     def sample(self, model, config: dict, extras: dict, n: int, key: mx.array) -> np.ndarray:
-        z = mx.random.normal((n, model.args.latent_dim), key=key)
-        return np.concatenate([np.array(mx.sigmoid(model.decode(z[a:b]))) for a, b in _chunks(n)])
+        return decode_pixels(model, mx.random.normal((n, model.args.latent_dim), key=key))
 
     def reconstruct(self, model, x: np.ndarray) -> np.ndarray:
         """Decode the posterior mean: the deterministic reconstruction."""

@@ -9,6 +9,16 @@ from .diffusion import SCHEDULES, SIGMAS
 from .errors import UsageError
 
 KIND_NAMES = ("ae", "vae", "ddpm", "classifier")
+# Flags that only one model family reads: giving them to another is a mistake worth naming.
+KIND_ONLY = {
+    "loss": "ae",
+    "warmup_steps": "vae",
+    "beta_max": "vae",
+    "binarize": "vae",
+    "T": "ddpm",
+    "schedule": "ddpm",
+    "sigma": "ddpm",
+}
 
 # Per-kind defaults: the guide's step counts, so `bin/train vae` runs the guide's recipe.
 DEFAULT_STEPS = {"ae": 500, "vae": 600, "ddpm": 800, "classifier": 2000}
