@@ -19,6 +19,7 @@ from pathlib import Path
 from . import checkpoint
 from .errors import UsageError
 from .options import KIND_ONLY, TrainOptions
+from .trainer import TrainingInterrupted
 
 SWEEP_FILE = "sweep.json"
 DEFAULT_OUT = "outputs/sweeps"
@@ -207,10 +208,12 @@ def sweep(
             _say(f"{head}: training {resolved.steps} steps"
                  + (" (resuming)" if run.status == "partial" else ""), verbose)
             started = time.perf_counter()
-            if run.status == "partial":
-                api.train(kind, options, resume=run.run_dir, verbose=False, data=data)
-            else:
-                api.train(kind, options, verbose=False, data=data)
+            try:
+                api.train(kind, options, resume=run.run_dir if run.status == "partial" else None,
+                          verbose=False, data=data)
+            except TrainingInterrupted as stop:
+                _say(f"{head}: {stop}; checkpoint written. Run the same command again to resume the sweep.", verbose)
+                raise
             took = f"trained in {time.perf_counter() - started:.0f} s"
         else:
             took = "done earlier"

@@ -369,3 +369,18 @@ def test_report_renders_in_headless_chromium(ae_sweep, tmp_path):
     broken.write_text('<!doctype html><html><body><img src="gone.png"></body></html>')
     errors, _ = _render(broken, tmp_path / "broken.png", tmp_path)
     assert len(errors) == 1 and "broken image" in errors[0]
+
+
+def test_an_interrupted_sweep_says_how_to_resume(tmp_path, monkeypatch, capsys):
+    from mlx_generative import api
+    from mlx_generative.trainer import TrainingInterrupted
+
+    def stopped(*args, **kwargs):
+        raise TrainingInterrupted(3, 15)
+
+    monkeypatch.setattr(api, "train", stopped)
+    with pytest.raises(TrainingInterrupted):
+        mg.sweep("ae", {"latent_dim": [4, 8]}, out=tmp_path, eval_samples=0, **TINY)
+    err = capsys.readouterr().err
+    assert "[1/2] ae latent_dim=4" in err and "Run the same command again to resume" in err
+    assert "[2/2]" not in err  # the sweep stops with the run
