@@ -232,6 +232,28 @@ def interpolation_grid(runs, *, pairs: int = 4, steps: int = 8, names=None, imag
     return fig
 
 
+def reconstruction_rows(runs, *, n: int = 12, names=None):
+    """The same held-out images reconstructed by each run, one row per run under the
+    originals: how sharpness changes with a setting (latent size, beta) is seen at a glance."""
+    from .api import reconstruct
+
+    loaded, names = _runs(runs, names)
+    for run in loaded:
+        if run.kind not in ("ae", "vae"):
+            raise UsageError(f"reconstructions need ae or vae runs, got a {run.kind}")
+    originals, _ = heldout_digits(loaded[0], n)
+    rows = [originals] + [reconstruct(run, originals) for run in loaded]
+    fig, axes = _figure(1, 1, (0.55 * n + 2.5, 0.55 * len(rows) + 0.8))
+    ax = axes[0, 0]
+    _strip_panel(ax, np.stack(rows), [""] * n, "", "")
+    ax.set_xticks([])
+    pitch = (rows[0].shape[1] + 2)
+    ax.set_yticks([2 + r * pitch + rows[0].shape[1] / 2 for r in range(len(rows))], ["held-out originals", *names],
+                  fontsize="small")
+    fig.suptitle("Reconstructions of the same held-out images")
+    return fig
+
+
 def _contrasting_pairs(run, pairs: int):
     """Held-out image pairs of different classes: the first 0 with the first 9, 1 with 8, ..."""
     images, labels = heldout_digits(run)

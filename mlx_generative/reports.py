@@ -58,8 +58,8 @@ td.best { font-weight: bold; background: #e6f4e6; }
 figure { margin: 0.5em 0; } figure.run { border: 1px solid #ddd; padding: 0.5em; }
 figcaption { font-family: monospace; font-size: 0.9em; margin: 0.3em 0; }
 table.pictures td { border: none; padding: 0 4px 0 0; text-align: center; vertical-align: top; }
-img.grid { image-rendering: pixelated; width: 240px; margin-right: 4px; }
-img.figure { max-width: 100%; }
+img.grid { image-rendering: pixelated; width: 280px; margin-right: 4px; }
+img.figure { max-width: 100%; image-rendering: auto; }
 .note { color: #666; font-size: 0.9em; }
 """
 
@@ -174,6 +174,9 @@ def make_figures(summaries: list[RunSummary], out_dir: Path, latent_method: str 
     coded = [s for s in summaries if s.kind in ("ae", "vae")]
     if coded:
         dirs, coded_names = [s.run_dir for s in coded], [s.caption for s in coded]
+        made.append(("Reconstructions compared", plots.save_figure(
+            plots.reconstruction_rows(dirs, names=coded_names), figures_dir / "reconstructions.png"),
+            "The first held-out images of the test split, and each run's reconstruction of them."))
         made.append(("Latent maps", plots.save_figure(plots.latent_map(dirs, names=coded_names, method=latent_method),
                                                       figures_dir / "latent_map.png"),
                      f"2-D {'PCA' if latent_method == 'pca' else 't-SNE'} of the codes (AE) or posterior means (VAE) of 2,000 held-out images, "

@@ -154,7 +154,7 @@ def test_report_references_only_valid_pngs(ae_sweep):
     assert sources == {
         "latent_dim=4/samples.png", "latent_dim=4/reconstructions.png",
         "latent_dim=8/samples.png", "latent_dim=8/reconstructions.png",
-        "figures/loss_curves.png", "figures/latent_map.png", "figures/interpolation.png",
+        "figures/loss_curves.png", "figures/reconstructions.png", "figures/latent_map.png", "figures/interpolation.png",
     }
     for src in sources:
         assert _png_size(ae_sweep / src)[0] > 100
@@ -358,7 +358,7 @@ def test_report_renders_in_headless_chromium(ae_sweep, tmp_path):
     shot = tmp_path / "report.png"
     errors, checked = _render(ae_sweep / "report.html", shot, tmp_path)
     assert errors == []
-    assert len(checked) == 1 and '"images checked: 7"' in checked[0]
+    assert len(checked) == 1 and '"images checked: 8"' in checked[0]
     with Image.open(shot) as image:
         pixels = np.asarray(image.convert("L"), dtype=np.float32)
     assert pixels.shape == (2000, 1400)
@@ -384,3 +384,10 @@ def test_an_interrupted_sweep_says_how_to_resume(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "[1/2] ae latent_dim=4" in err and "Run the same command again to resume" in err
     assert "[2/2]" not in err  # the sweep stops with the run
+
+
+def test_reconstruction_rows_put_each_run_under_the_originals(ae_sweep):
+    fig = plots.reconstruction_rows([ae_sweep / "latent_dim=4", ae_sweep / "latent_dim=8"], n=5, names=["A", "B"])
+    (ax,) = fig.axes
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["held-out originals", "A", "B"]
+    assert ax.get_images()[0].get_array().shape == (3 * 30 + 2, 5 * 30 + 2)  # 3 rows of 5 images, 2 px apart
