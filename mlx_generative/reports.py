@@ -353,15 +353,15 @@ def _describe(config: dict) -> str:
 
 def write_sweep_report(sweep_dir, latent_method: str = "pca", verbose: bool = True) -> tuple[Path, Path]:
     """The report of a sweep directory (its sweep.json says which runs and settings)."""
-    from .sweeps import SWEEP_FILE, combinations, command_line, run_name
+    from .sweeps import SWEEP_FILE, combinations, command_line, run_name, swept_params
 
     sweep_dir = Path(sweep_dir)
     spec = checkpoint.read_json(sweep_dir / SWEEP_FILE)
-    finished = [(s, sweep_dir / run_name(s)) for s in combinations(spec["params"])]
+    finished = [(s, sweep_dir / run_name(s)) for s in combinations(swept_params(spec))]
     finished = [(s, d) for s, d in finished if (d / checkpoint.WEIGHTS).is_file()]
     if not finished:
         raise UsageError(f"{sweep_dir}: no finished runs yet; run the sweep first")
-    swept = ", ".join(f"{k} in {{{', '.join(map(_fmt, v))}}}" for k, v in spec["params"].items())
+    swept = ", ".join(f"{k} in {{{', '.join(map(_fmt, v))}}}" for k, v in swept_params(spec).items())
     intro = f"{len(finished)} {spec['kind']} runs over {swept}. Reproduce (resumes): {command_line(spec)}"
     return write_report([d for _, d in finished], sweep_dir, title=f"Sweep {sweep_dir.name}", intro=intro,
                         settings=[s for s, _ in finished], latent_method=latent_method, verbose=verbose)

@@ -82,9 +82,14 @@ def run_name(settings: dict) -> str:
     return "_".join(f"{k}={_format_value(v)}" for k, v in settings.items())
 
 
+def swept_params(spec: dict) -> dict[str, list]:
+    """sweep.json's swept settings, in the order given on the command line."""
+    return dict(spec["params"])
+
+
 def command_line(spec: dict) -> str:
     """The bin/sweep command that makes (or resumes) the sweep sweep.json describes."""
-    args = [f"--{_flag(k)} {','.join(map(_format_value, v))}" for k, v in spec["params"].items()]
+    args = [f"--{_flag(k)} {','.join(map(_format_value, v))}" for k, v in swept_params(spec).items()]
     args += [f"--{_flag(k)} {_format_value(v)}" for k, v in spec["common"].items()
              if v is not None and not isinstance(v, bool)]
     return " ".join(["bin/sweep", spec["kind"], *args])
@@ -191,7 +196,8 @@ def sweep(
     sweep_dir.mkdir(parents=True, exist_ok=True)
     checkpoint.write_json(
         sweep_dir / SWEEP_FILE,
-        {"kind": kind, "params": params, "common": common, "runs": [run.name for run, _ in planned]},
+        # params as [name, values] pairs: write_json sorts keys, and the order names the runs.
+        {"kind": kind, "params": list(params.items()), "common": common, "runs": [run.name for run, _ in planned]},
     )
 
     loaded = {}  # (dataset, data_dir) -> the (train, test) pair, read once for every run

@@ -98,16 +98,19 @@ def test_rerunning_a_sweep_trains_nothing(ae_sweep, capsys):
 
 def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path, capsys):
     out = tmp_path / "sweeps"
-    sweep_dir = mg.sweep("vae", {"beta_max": [0.5, 1.0]}, out=out, eval_samples=0, report=False, verbose=False, **TINY)
-    finished = checkpoint.read_metrics(sweep_dir / "beta_max=1")
+    # Two swept flags, given out of alphabetical order: the order names the runs and the columns.
+    params = {"warmup_steps": [2], "beta_max": [0.5, 1.0]}
+    sweep_dir = mg.sweep("vae", params, out=out, eval_samples=0, report=False, verbose=False, **TINY)
+    finished = checkpoint.read_metrics(sweep_dir / "warmup_steps=2_beta_max=1")
     # Make the second run look killed after its step-2 checkpoint.
-    run_dir = sweep_dir / "beta_max=1"
+    run_dir = sweep_dir / "warmup_steps=2_beta_max=1"
     (run_dir / "model.safetensors").unlink()
     shutil.rmtree(run_dir / "checkpoints" / "step-00000004")
     checkpoint.truncate_metrics(run_dir, 2)
-    mg.sweep("vae", {"beta_max": [0.5, 1.0]}, out=out, eval_samples=0, report=False, **TINY)
+    mg.sweep("vae", params, out=out, eval_samples=0, **TINY)
     err = capsys.readouterr().err
     assert "beta_max=0.5: done earlier" in err and "beta_max=1: training 4 steps (resuming)" in err
+    assert "| warmup_steps | beta_max | held-out -ELBO (nats)" in (sweep_dir / "report.md").read_text()
     resumed = checkpoint.read_metrics(run_dir)
     train = lambda records: [r["loss"] for r in records if r["split"] == "train"]  # noqa: E731
     assert train(resumed) == pytest.approx(train(finished), rel=1e-5)  # same batches, same noise
