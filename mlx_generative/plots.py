@@ -114,24 +114,30 @@ def curves(run_dir) -> dict:
 def loss_curves(runs, names=None):
     """Training (thin line) and held-out (dots) curves of every run on one plot per metric,
     one colour per run; log y-axis, since the first steps' losses dwarf the rest."""
+    from matplotlib.lines import Line2D
+
     loaded, names = _runs(runs, names)
     per_run = [curves(r.run_dir) for r in loaded]
     labels = list(dict.fromkeys(c["label"] for c in per_run))  # one plot per metric, in order
-    fig, axes = _figure(1, len(labels), (7.0, 4.2))
+    fig, axes = _figure(1, len(labels), (8.0, 4.2))
     colours = _colours(len(loaded))
     for ax, label in zip(axes[0], labels):
+        handles = []
         for c, name, colour in zip(per_run, names, colours):
             if c["label"] != label:
                 continue
-            ax.plot(*c["train"], color=colour, linewidth=1.0, alpha=0.8, label=f"{name} (train)")
+            ax.plot(*c["train"], color=colour, linewidth=1.0, alpha=0.8)
             if c["heldout"][0]:
-                ax.plot(*c["heldout"], color=colour, linestyle="--", marker="o", markersize=4,
-                        label=f"{name} (held-out)")
+                ax.plot(*c["heldout"], color=colour, linestyle="--", marker="o", markersize=4)
+            handles.append(Line2D([], [], color=colour, linewidth=2, label=name))
+        # One entry per run (its colour), then what the two line styles mean.
+        handles += [Line2D([], [], color="grey", linewidth=1, label="training"),
+                    Line2D([], [], color="grey", linestyle="--", marker="o", markersize=4, label="held-out")]
         ax.set_yscale("log")
         ax.set_xlabel("training step")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize="small", ncols=2 if len(loaded) > 4 else 1)
+        ax.legend(handles=handles, fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.suptitle("Loss curves: training (lines) and held-out (dots)")
     return fig
 

@@ -162,7 +162,7 @@ def test_report_references_only_valid_pngs(ae_sweep):
     for src in sources:
         assert _png_size(ae_sweep / src)[0] > 100
     assert _png_size(ae_sweep / "latent_dim=4" / "samples.png") == (SAMPLES_GRID, SAMPLES_GRID)
-    assert _png_size(ae_sweep / "figures" / "loss_curves.png") == (700, 420)  # 7 x 4.2 in at 100 dpi
+    assert _png_size(ae_sweep / "figures" / "loss_curves.png") == (800, 420)  # 8 x 4.2 in at 100 dpi
     assert _png_size(ae_sweep / "figures" / "latent_map.png") == (1000, 460)  # two 5 x 4.6 in panels
 
     md = (ae_sweep / "report.md").read_text()
