@@ -15,7 +15,7 @@ import mlx.optimizers as optim
 import numpy as np
 from mlx.utils import tree_flatten
 
-from . import _blas, checkpoint
+from . import _blas, checkpoint, distributed
 from .batches import BatchStream, to_model_input
 from .datasets import load_dataset
 from .diffusion import SAMPLERS, SIGMAS
@@ -291,6 +291,9 @@ def train(
         except TypeError as e:
             raise UsageError(f"train(): {e}") from None
     spec = KINDS[kind]
+    # Under mlx.launch: this process's place in the group. Only rank 0 speaks and writes.
+    rank, world = distributed.rank_and_size()
+    verbose = verbose and rank == 0
     if resume is not None:
         run_dir = Path(resume)
         saved = checkpoint.load_config(run_dir)
@@ -301,6 +304,12 @@ def train(
         options.steps = steps if steps is not None else options.steps
         options.progress = progress
         opts = options.resolved(kind)
+        saved_ranks = saved.get("distributed", {}).get("ranks", 1)
+        if saved_ranks != world:
+            raise UsageError(
+                f"--resume {run_dir}: that run trained on {saved_ranks} process(es), this is {world}; "
+                f"resume with the same number (the global batch would change)"
+            )
     else:
         opts = options.resolved(kind)
         run_dir = None
@@ -313,8 +322,10 @@ def train(
     warning = _blas.warning_line()
     if warning:
         _say(warning, verbose)
+    # Every rank draws the same global batch (--batch-size per rank, x ranks) and keeps its
+    # shard: the group sees exactly the batches one process at the global batch size sees.
     stream = BatchStream(
-        train_data.images, opts.batch_size, opts.seed,
+        train_data.images, opts.batch_size * world, opts.seed,
         limit=opts.limit_train, scale=spec.scale, binarize=opts.binarize,
         labels=train_data.labels if spec.uses_labels else None, max_shift=spec.max_shift,
     )
@@ -325,9 +336,10 @@ def train(
     optimizer = optim.Adam(learning_rate=spec.learning_rate(opts), bias_correction=True)
 
     out = Path(opts.out)
-    check_free_space(run_dir or out, run_size_bytes(model, opts.keep_checkpoints), "--resume" if run_dir else "--out")
-    if run_dir is None:
-        run_dir = _new_run_dir(out, kind, opts.name)
+    if rank == 0:
+        check_free_space(run_dir or out, run_size_bytes(model, opts.keep_checkpoints), "--resume" if run_dir else "--out")
+        if run_dir is None:
+            run_dir = _new_run_dir(out, kind, opts.name)
     config = {
         "kind": kind,
         "model": model_args.to_dict(),
@@ -342,6 +354,8 @@ def train(
         "version": __version__,
         **spec.extra_config(opts),
     }
+    if world > 1:
+        config["distributed"] = {"ranks": world, "batch_per_rank": opts.batch_size, "global_batch": opts.batch_size * world}
     run = Run(model=model, config=config, run_dir=run_dir)
     start_step, resumed_ema = 0, None
     if resume is not None:
@@ -349,13 +363,16 @@ def train(
         if not latest:
             raise CheckpointError(f"{run_dir}: no complete checkpoint to resume from")
         start_step, resumed_ema = checkpoint.load_checkpoint(latest[-1], model, optimizer)
-        checkpoint.truncate_metrics(run_dir, start_step)
+        if rank == 0:
+            checkpoint.truncate_metrics(run_dir, start_step)
         _say(f"resuming {run_dir} from step {start_step}", verbose)
-    checkpoint.save_config(run_dir, config)
+    if rank == 0:
+        checkpoint.save_config(run_dir, config)
     heldout_x = to_model_input(test_data.images, spec.scale)
     _say(
         f"training {kind} on {len(stream.images)} {train_data.name} images "
-        f"for {opts.steps} steps (batch {opts.batch_size}) -> {run_dir}",
+        f"for {opts.steps} steps (batch {opts.batch_size}"
+        + (f" per process x {world} processes" if world > 1 else "") + f") -> {run_dir}",
         verbose,
     )
 
@@ -379,17 +396,23 @@ def train(
         clip_grad_norm=opts.clip_grad_norm,
         ema_decay=opts.ema_decay,
         ema=resumed_ema,
-        batch_size=opts.batch_size,
-        progress=opts.progress and (verbose or sys.stderr.isatty()),
-        on_log=lambda step, record: checkpoint.append_metrics(run_dir, record),
-        on_checkpoint=lambda step: checkpoint.save_checkpoint(
-            run_dir, step, model, optimizer, opts.keep_checkpoints, ema=loop.ema
-        ),
-        on_eval=evaluate,
+        batch_size=opts.batch_size * world,  # images/s of the whole group
+        rank=rank,
+        world_size=world,
+        progress=rank == 0 and opts.progress and (verbose or sys.stderr.isatty()),
     )
+    if rank == 0:
+        loop.on_log = lambda step, record: checkpoint.append_metrics(run_dir, record)
+        loop.on_checkpoint = lambda step: checkpoint.save_checkpoint(
+            run_dir, step, model, optimizer, opts.keep_checkpoints, ema=loop.ema
+        )
+        loop.on_eval = evaluate
     started = time.perf_counter()
     try:
-        run_training_loop(model, optimizer, spec.loss_fn(config), stream.batch, loop, spec.scalars_at(opts))
+        run_training_loop(
+            model, optimizer, spec.loss_fn(config), lambda step: distributed.shard(stream.batch(step), rank, world),
+            loop, spec.scalars_at(opts),
+        )
     except TrainingInterrupted as stop:
         _say(
             f"{stop}: checkpoint written to {checkpoint.checkpoint_dir(run_dir, stop.step)}\n"
@@ -398,6 +421,10 @@ def train(
         )
         raise
     seconds = time.perf_counter() - started
+    if rank != 0:  # rank 0 holds the same weights and writes the run
+        if loop.ema is not None:
+            model.update(loop.ema)
+        return run
     # Training time of this invocation (a resumed run has one record per part).
     checkpoint.append_metrics(
         run_dir, {"step": opts.steps, "split": "wall", "from_step": start_step, "seconds": round(seconds, 1)}

@@ -45,6 +45,9 @@ def _train_parser() -> argparse.ArgumentParser:
     g.add_argument("--clip-grad-norm", type=float, help="clip the global gradient norm to this value")
     g.add_argument("--ema-decay", type=float, help="keep an exponential moving average of the weights "
                    "(e.g. 0.995) and save/sample/evaluate it (default 0: off)")
+    g.add_argument("--ranks", type=int, metavar="N", help="data-parallel over N processes on this machine: "
+                   "starts `mlx.launch -n N` (ring backend, free local ports) for you; --batch-size is per "
+                   "process, the global batch N times it (see the README for several machines)")
     g.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest checkpoint "
                    "(its saved settings are used; --steps may be raised)")
     m = p.add_argument_group("model")
@@ -77,6 +80,9 @@ def _train_parser() -> argparse.ArgumentParser:
 
 def train_main(argv: list[str]) -> int:
     args = vars(_train_parser().parse_args(argv))
+    ranks = args.pop("ranks", None)
+    if ranks is not None:
+        return _launch(ranks, argv)
     kind = args.pop("kind")
     resume = args.pop("resume", None)
     for flag, owner in KIND_ONLY.items():
@@ -89,6 +95,29 @@ def train_main(argv: list[str]) -> int:
 
     api.train(kind, TrainOptions(**args), resume=resume)
     return 0
+
+
+def _launch(ranks: int, argv: list[str]) -> int:
+    """--ranks N: run this same command under mlx.launch, N processes on this machine."""
+    import subprocess
+
+    from . import distributed
+
+    if ranks < 1:
+        raise UsageError(f"--ranks must be >= 1, got {ranks}")
+    if distributed.launched():
+        raise UsageError("--ranks starts mlx.launch itself; inside an mlx.launch group leave it out")
+    rest, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--ranks":
+            skip = True
+        elif not arg.startswith("--ranks="):
+            rest.append(arg)
+    command = distributed.launch_command(ranks, ["train", *rest])
+    print("launching: " + " ".join(command), file=sys.stderr, flush=True)
+    return subprocess.call(command)
 
 
 def sample_main(argv: list[str]) -> int:
@@ -158,7 +187,7 @@ def eval_main(argv: list[str]) -> int:
 
 
 # bin/train flags a sweep does not take: it names and places its runs itself.
-NOT_FOR_SWEEPS = ("help", "kind", "resume", "out", "name")
+NOT_FOR_SWEEPS = ("help", "kind", "resume", "out", "name", "ranks")
 
 
 def _sweep_parser() -> argparse.ArgumentParser:

@@ -32,6 +32,7 @@ import mlx.optimizers as optim
 import numpy as np
 from mlx.utils import tree_map
 
+from .distributed import mean_over_ranks
 from .errors import MlxGenerativeError
 
 
@@ -75,16 +76,24 @@ def _deferred_signals():
 LossFn = Callable[[nn.Module, mx.array, dict], tuple[mx.array, dict]]
 
 
-def step_seed(seed: int, step: int) -> int:
-    """A distinct 32-bit seed for every (run seed, step) pair."""
-    return int(np.random.SeedSequence([seed, step]).generate_state(1)[0])
+def step_seed(seed: int, step: int, rank: int = 0) -> int:
+    """A distinct 32-bit seed for every (run seed, step[, rank]); rank 0's is a single
+    process's, so a one-process run and rank 0 of a launch draw the same noise."""
+    entropy = [seed, step] if rank == 0 else [seed, step, rank]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
 
-def make_train_step(model: nn.Module, optimizer: optim.Optimizer, loss_fn: LossFn, clip_grad_norm: float | None = None):
+def make_train_step(
+    model: nn.Module, optimizer: optim.Optimizer, loss_fn: LossFn, clip_grad_norm: float | None = None,
+    world_size: int = 1,
+):
     """The compiled update: (batch, scalars) -> (loss, metrics), updating model and optimizer.
 
     Captures ``[model.state, optimizer.state, mx.random.state]``: without the
     random state, draws inside a compiled function would repeat every call.
+    With ``world_size`` > 1 (under mlx.launch) each process holds an equal shard of
+    the global batch: gradients, loss and metrics are averaged over the group, so
+    every rank applies the same update, the one of the whole global batch.
     """
     loss_and_grad = nn.value_and_grad(model, loss_fn)
     state = [model.state, optimizer.state, mx.random.state]
@@ -92,6 +101,9 @@ def make_train_step(model: nn.Module, optimizer: optim.Optimizer, loss_fn: LossF
     @partial(mx.compile, inputs=state, outputs=state)
     def train_step(batch: mx.array, scalars: dict):
         (loss, metrics), grads = loss_and_grad(model, batch, scalars)
+        if world_size > 1:
+            grads = nn.average_gradients(grads)
+            loss, metrics = mean_over_ranks((loss, metrics), world_size)
         if clip_grad_norm:
             grads, _ = optim.clip_grad_norm(grads, clip_grad_norm)
         optimizer.update(model, grads)
@@ -116,6 +128,8 @@ class TrainLoop:
     ema_decay: float = 0.0
     ema: dict | None = None
     batch_size: int = 0  # for images/s; taken from the first batch when 0
+    rank: int = 0  # this process in an mlx.launch group: its own noise stream
+    world_size: int = 1  # processes averaging their gradients each step
     progress: bool = True
     # Called with (step, record) for each training log, (step) for checkpoints/evals.
     on_log: Callable[[int, dict], None] | None = None
@@ -167,7 +181,7 @@ def _ema_update(ema: dict, params: dict, decay: mx.array) -> dict:
 
 
 def _train(model, optimizer, loss_fn, batch_at, loop: TrainLoop, scalars_at, received: list) -> list[dict]:
-    train_step, state = make_train_step(model, optimizer, loss_fn, loop.clip_grad_norm)
+    train_step, state = make_train_step(model, optimizer, loss_fn, loop.clip_grad_norm, loop.world_size)
     if loop.ema_decay and loop.ema is None:
         loop.ema = tree_map(lambda p: mx.array(p), model.trainable_parameters())
     bar = _progress_bar(loop)
@@ -198,7 +212,7 @@ def _train(model, optimizer, loss_fn, batch_at, loop: TrainLoop, scalars_at, rec
         if not loop.batch_size:
             loop.batch_size = (batch[0] if isinstance(batch, tuple) else batch).shape[0]
         scalars = {k: mx.array(v, dtype=mx.float32) for k, v in scalars_at(step).items()}
-        mx.random.seed(step_seed(loop.seed, step))
+        mx.random.seed(step_seed(loop.seed, step, loop.rank))
         loss, metrics = train_step(batch, scalars)
         if loop.ema_decay:
             decay = mx.array(ema_decay_at(step, loop.ema_decay), dtype=mx.float32)
