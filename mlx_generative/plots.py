@@ -74,7 +74,8 @@ def save_figure(fig, path, dpi: int = 100) -> Path:
 def _runs(runs, names):
     from .api import _as_run
 
-    if not isinstance(runs, (list, tuple)) or (isinstance(runs, tuple) and len(runs) == 2 and not isinstance(runs[0], (str, Path))):
+    single_pair = isinstance(runs, tuple) and len(runs) == 2 and isinstance(runs[1], dict)  # (model, config)
+    if not isinstance(runs, (list, tuple)) or single_pair:
         runs = [runs]
     loaded = [_as_run(r) for r in runs]
     if not loaded:
