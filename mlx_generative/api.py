@@ -319,9 +319,9 @@ def train(
     train_data, test_data = data
     if opts.limit_train and opts.limit_train > len(train_data.images):
         _say(f"note: --limit-train {opts.limit_train} exceeds the {len(train_data.images)} training images; using all of them", verbose)
-    warning = _blas.warning_line()
-    if warning:
-        _say(warning, verbose)
+    for warning in (_blas.warning_line(), distributed.oversubscription_warning(world)):
+        if warning:
+            _say(warning, verbose)
     # Every rank draws the same global batch (--batch-size per rank, x ranks) and keeps its
     # shard: the group sees exactly the batches one process at the global batch size sees.
     stream = BatchStream(

@@ -89,4 +89,26 @@ def launch_command(ranks: int, argv: list[str], port: int | None = None) -> list
         raise UsageError("--ranks needs MLX's launcher, mlx.launch, which comes with the mlx package")
     port = port or free_port_range(ranks)
     return [launcher, "-n", str(ranks), "--backend", "ring", "--starting-port", str(port), "--cwd", os.getcwd(),
+            *(f"--env={name}={value}" for name, value in thread_share(ranks).items()),
             "--", sys.executable, "-m", "mlx_generative", *argv]
+
+
+# BLAS libraries start one thread per core in every process: N processes on one machine then
+# run N x cores spinning threads. On the 2-core CI machine two VAE ranks took 331 s for 200
+# steps with OpenBLAS's default and 51 s with one thread each (one process: 45 s).
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def thread_share(ranks_on_this_machine: int) -> dict[str, str]:
+    """Each process's share of the cores, for the BLAS thread variables the user has not set."""
+    share = str(max(1, (os.cpu_count() or 1) // ranks_on_this_machine))
+    return {name: share for name in THREAD_VARIABLES if name not in os.environ}
+
+
+def oversubscription_warning(size: int) -> str | None:
+    """A hint when a launch may run several processes per machine with all-core BLAS each."""
+    if size > 1 and not any(name in os.environ for name in THREAD_VARIABLES):
+        return (f"note: {size} processes and no OPENBLAS_NUM_THREADS: processes sharing a machine each start "
+                "a BLAS thread per core and slow each other down (7x on 2 cores); give each its share, "
+                "e.g. mlx.launch --env OPENBLAS_NUM_THREADS=1 (bin/train --ranks does this)")
+    return None

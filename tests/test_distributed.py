@@ -122,3 +122,15 @@ def test_ranks_must_be_positive(capsys):
 
     assert main(["train", "ae", "--ranks", "0"]) == 2
     assert "--ranks must be >= 1" in capsys.readouterr().err
+
+
+def test_ranks_on_one_machine_share_its_cores(monkeypatch):
+    for name in distributed.THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    command = distributed.launch_command(4, ["train", "ae"], port=40000)
+    assert "--env=OPENBLAS_NUM_THREADS=2" in command and "--env=OMP_NUM_THREADS=2" in command
+    assert command[command.index("--") + 1 :] == [sys.executable, "-m", "mlx_generative", "train", "ae"]
+    assert distributed.oversubscription_warning(4) is not None and distributed.oversubscription_warning(1) is None
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")  # the user's choice is kept
+    assert "--env=OPENBLAS_NUM_THREADS=2" not in distributed.launch_command(4, [], port=40000)
