@@ -191,8 +191,15 @@ def test_the_kl_is_not_ranked():
     assert marks[1] == [False, False, False, False, False]
 
 
-def _summary(settings, heldout, seconds=None, kind="ae"):
-    return reports.RunSummary(run_dir=Path("x"), kind=kind, config={}, caption="", settings=settings,
+def test_eps_mse_is_not_ranked_across_T():
+    runs = [_summary({"T": T}, {"mse": mse}, kind="ddpm", config={"diffusion": {"T": T}}) for T, mse in ((4, 0.03), (8, 0.04))]
+    assert reports.table(runs)[2] == [[False, False, False], [False, False, False]]
+    same_T = [_summary({"lr": lr}, {"mse": mse}, kind="ddpm", config={"diffusion": {"T": 6}}) for lr, mse in ((1, 0.03), (2, 0.04))]
+    assert reports.table(same_T)[2][0] == [False, True, False]
+
+
+def _summary(settings, heldout, seconds=None, kind="ae", config=None):
+    return reports.RunSummary(run_dir=Path("x"), kind=kind, config=config or {}, caption="", settings=settings,
                              heldout=heldout, seconds=seconds)
 
 
