@@ -17,6 +17,7 @@ import sys
 import mlx.core as mx
 from mlx.utils import tree_map
 
+from ._blas import THREAD_VARIABLES
 from .errors import UsageError
 
 _GROUP = None
@@ -93,12 +94,6 @@ def launch_command(ranks: int, argv: list[str], port: int | None = None) -> list
             "--", sys.executable, "-m", "mlx_generative", *argv]
 
 
-# BLAS libraries start one thread per core in every process: N processes on one machine then
-# run N x cores spinning threads. On the 2-core CI machine two VAE ranks took 331 s for 200
-# steps with OpenBLAS's default and 51 s with one thread each (one process: 45 s).
-THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-
 def thread_share(ranks_on_this_machine: int) -> dict[str, str]:
     """Each process's share of the cores, for the BLAS thread variables the user has not set."""
     share = str(max(1, (os.cpu_count() or 1) // ranks_on_this_machine))
@@ -106,7 +101,8 @@ def thread_share(ranks_on_this_machine: int) -> dict[str, str]:
 
 
 def oversubscription_warning(size: int) -> str | None:
-    """A hint when a launch may run several processes per machine with all-core BLAS each."""
+    """A hint when a launch may run several processes per machine with all-core BLAS each
+    (a launch across machines, where _blas cannot tell which ranks share one)."""
     if size > 1 and not any(name in os.environ for name in THREAD_VARIABLES):
         return (f"note: {size} processes and no OPENBLAS_NUM_THREADS: processes sharing a machine each start "
                 "a BLAS thread per core and slow each other down (7x on 2 cores); give each its share, "

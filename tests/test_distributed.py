@@ -134,3 +134,18 @@ def test_ranks_on_one_machine_share_its_cores(monkeypatch):
     assert distributed.oversubscription_warning(4) is not None and distributed.oversubscription_warning(1) is None
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")  # the user's choice is kept
     assert "--env=OPENBLAS_NUM_THREADS=2" not in distributed.launch_command(4, [], port=40000)
+
+
+def test_a_launch_on_one_machine_shares_the_cores_before_blas_loads(tmp_path, monkeypatch):
+    from mlx_generative._blas import share_cores_among_local_ranks
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    hostfile = tmp_path / "hosts.json"
+    hostfile.write_text(json.dumps([["127.0.0.1:5000"], ["127.0.0.1:5001"], ["127.0.0.1:5002"], ["127.0.0.1:5003"]]))
+    env = {"MLX_RANK": "1", "MLX_HOSTFILE": str(hostfile), "OMP_NUM_THREADS": "3"}
+    assert share_cores_among_local_ranks(env) == 2
+    assert env["OPENBLAS_NUM_THREADS"] == "2" and env["OMP_NUM_THREADS"] == "3"  # the user's value kept
+    hostfile.write_text(json.dumps([["10.0.0.1:5000"], ["10.0.0.2:5000"]]))  # two machines: theirs to choose
+    env = {"MLX_RANK": "0", "MLX_HOSTFILE": str(hostfile)}
+    assert share_cores_among_local_ranks(env) is None and "OPENBLAS_NUM_THREADS" not in env
+    assert share_cores_among_local_ranks({}) is None  # not launched
