@@ -116,22 +116,23 @@ def table(summaries: list[RunSummary]) -> tuple[list[str], list[list[str]], list
     """Headers, rows of cells and which cells are their column's best."""
     kinds = list(dict.fromkeys(s.kind for s in summaries))
     setting_keys = list(dict.fromkeys(k for s in summaries for k in s.settings))
-    columns = [c for kind in kinds for c in HELDOUT_COLUMNS.get(kind, []) if c[0] in _union(summaries, "heldout")]
-    columns = list(dict.fromkeys(columns))
+    # (kind, key, header, better): an AE's BCE per pixel and a VAE's in nats are different columns.
+    columns = [(kind, *c) for kind in kinds for c in HELDOUT_COLUMNS.get(kind, [])
+               if any(s.kind == kind and c[0] in s.heldout for s in summaries)]
     with_samples = any(s.samples for s in summaries)
     sample_columns = SAMPLE_COLUMNS if with_samples else []
     headers = ["run", *setting_keys] if len(kinds) > 1 else [*setting_keys]
-    headers += [f"held-out {h}" for _, h, _ in columns] + [h for _, h, _ in sample_columns] + ["train time (s)"]
+    headers += [f"held-out {h}" for _, _, h, _ in columns] + [h for _, h, _ in sample_columns] + ["train time (s)"]
 
     values = []  # per row: the numbers to rank, column by column
     for s in summaries:
-        row = [s.heldout.get(k) for k, _, _ in columns]
+        row = [s.heldout.get(k) if s.kind == kind else None for kind, k, _, _ in columns]
         row += [(s.samples or {}).get(k) for k, _, _ in sample_columns]
         row.append(s.seconds)
         values.append(row)
     # A noise-prediction MSE at another T is another task (other noise levels): not ranked.
     several_T = len({s.config.get("diffusion", {}).get("T") for s in summaries if s.kind == "ddpm"}) > 1
-    better = [None if several_T and k == "mse" and "ddpm" in kinds else b for k, _, b in columns]
+    better = [None if several_T and kind == "ddpm" else b for kind, _, _, b in columns]
     better += [b for _, _, b in sample_columns] + ["min"]
     best = _best_cells(values, better)
 
@@ -142,10 +143,6 @@ def table(summaries: list[RunSummary]) -> tuple[list[str], list[list[str]], list
         rows.append(cells)
         marks.append([False] * (len(cells) - len(row)) + row_best)
     return headers, rows, marks
-
-
-def _union(summaries, attr: str) -> set:
-    return {k for s in summaries for k in getattr(s, attr)}
 
 
 def _best_cells(values: list[list], better: list) -> list[list[bool]]:
@@ -219,6 +216,9 @@ def write_report(
     if settings is None:
         settings = _differing_settings(run_dirs)
     summaries = [summarize(d, s) for d, s in zip(run_dirs, settings)]
+    if len({s.kind for s in summaries}) > 1:  # an AE beside a VAE: say which is which
+        for s in summaries:
+            s.caption = f"{s.kind.upper()} {s.caption}"
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -249,7 +249,9 @@ def _differing_settings(run_dirs: list[Path]) -> list[dict]:
     configs = [checkpoint.load_config(d) for d in run_dirs]
     if len(configs) == 1:
         return [None]
-    keys = [k for k in configs[0]["train"] if k not in ("out", "name", "progress")]
+    from .sweeps import NOT_SWEPT
+
+    keys = [k for k in configs[0]["train"] if k not in NOT_SWEPT]
     differ = [k for k in keys if len({repr(c["train"].get(k)) for c in configs}) > 1]
     return [{k: c["train"].get(k) for k in differ} for c in configs]
 
@@ -351,8 +353,9 @@ def write_run_report(run_dir, latent_method: str = "pca", verbose: bool = True) 
 
 def _describe(config: dict) -> str:
     train = config["train"]
+    images = config["data"].get("train_images")
     return (f"Trained {train['steps']} steps at batch {train['batch_size']}, lr {train['lr']:g}, seed {train['seed']}, "
-            f"on {config['data'].get('train_images', '?'):,} {config['data']['dataset']} images.")
+            f"on {f'{images:,}' if isinstance(images, int) else 'the'} {config['data']['dataset']} images.")
 
 
 def write_sweep_report(sweep_dir, latent_method: str = "pca", verbose: bool = True) -> tuple[Path, Path]:

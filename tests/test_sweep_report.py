@@ -401,3 +401,13 @@ def test_reconstruction_rows_put_each_run_under_the_originals(ae_sweep):
     (ax,) = fig.axes
     assert [t.get_text() for t in ax.get_yticklabels()] == ["held-out originals", "A", "B"]
     assert ax.get_images()[0].get_array().shape == (3 * 30 + 2, 5 * 30 + 2)  # 3 rows of 5 images, 2 px apart
+
+
+def test_an_ae_and_a_vae_keep_their_own_columns():
+    headers, rows, _ = reports.table([
+        _summary({"latent_dim": 64}, {"mse": 0.0045, "bce": 0.074}, kind="ae"),
+        _summary({"latent_dim": 32}, {"neg_elbo": 110.0, "bce": 83.5, "kl": 26.6}, kind="vae"),
+    ])
+    assert headers[:7] == ["run", "latent_dim", "held-out MSE/pixel", "held-out BCE/pixel", "held-out -ELBO (nats)",
+                           "held-out recon. (nats)", "held-out KL (nats)"]
+    assert rows[0][2:7] == ["0.0045", "0.074", "", "", ""] and rows[1][2:7] == ["", "", "110", "83.5", "26.6"]
