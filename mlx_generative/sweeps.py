@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -213,6 +214,10 @@ def sweep(
             data = loaded[source]
             _say(f"{head}: training {resolved.steps} steps"
                  + (" (resuming)" if run.status == "partial" else ""), verbose)
+            if run.status == "new" and run.run_dir.exists():
+                # Stopped before its first checkpoint: nothing to keep, and train() would
+                # otherwise pick a fresh name ("...-2") that the report never looks at.
+                shutil.rmtree(run.run_dir)
             started = time.perf_counter()
             try:
                 api.train(kind, options, resume=run.run_dir if run.status == "partial" else None,

@@ -116,6 +116,18 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path, capsys):
     assert train(resumed) == pytest.approx(train(finished), rel=1e-5)  # same batches, same noise
 
 
+def test_a_run_stopped_before_its_first_checkpoint_starts_over_in_place(tmp_path):
+    params = {"latent_dim": [4]}
+    sweep_dir = mg.sweep("ae", params, out=tmp_path, eval_samples=0, report=False, verbose=False, **TINY)
+    run_dir = sweep_dir / "latent_dim=4"
+    for leftover in ("checkpoints", "model.safetensors", "extras.safetensors"):
+        path = run_dir / leftover
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    mg.sweep("ae", params, out=tmp_path, eval_samples=0, verbose=False, **TINY)
+    assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == ["figures", "latent_dim=4"]
+    assert (run_dir / "model.safetensors").is_file() and (sweep_dir / "report.html").is_file()
+
+
 def test_other_settings_under_the_same_name_are_refused(ae_sweep):
     with pytest.raises(UsageError, match="another --name"):
         mg.sweep("ae", {"latent_dim": [4, 8]}, out=ae_sweep.parent, eval_samples=0, **{**TINY, "steps": 5})
