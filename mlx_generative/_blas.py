@@ -115,10 +115,17 @@ def share_cores_among_local_ranks(environ=None) -> int | None:
         return None
     if not local or len(hosts) < 2:
         return None
-    threads = max(1, (os.cpu_count() or 1) // len(hosts))
-    for name in THREAD_VARIABLES:
-        environ.setdefault(name, str(threads))
-    return threads
+    share = thread_share(len(hosts), environ)
+    environ.update(share)
+    return max(1, (os.cpu_count() or 1) // len(hosts))
+
+
+def thread_share(processes: int, environ=None) -> dict[str, str]:
+    """Each of ``processes`` on this machine gets cores / processes BLAS threads: the thread
+    variables the user has not set, with that value."""
+    environ = os.environ if environ is None else environ
+    share = str(max(1, (os.cpu_count() or 1) // processes))
+    return {name: share for name in THREAD_VARIABLES if name not in environ}
 
 
 def find_and_load(environ=None, platform: str | None = None, candidates=CANDIDATES) -> BlasStatus:

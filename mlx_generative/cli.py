@@ -11,10 +11,9 @@ import sys
 
 from .diffusion import SAMPLERS, SCHEDULES, SIGMAS
 from .errors import MlxGenerativeError, UsageError
-from .options import KIND_NAMES, KIND_ONLY
+from .options import KIND_NAMES, check_kind_only
 
 COMMANDS = ("train", "sample", "eval", "sweep", "report", "info", "fetch-data")
-
 
 
 def _train_parser() -> argparse.ArgumentParser:
@@ -85,9 +84,7 @@ def train_main(argv: list[str]) -> int:
         return _launch(ranks, argv)
     kind = args.pop("kind")
     resume = args.pop("resume", None)
-    for flag, owner in KIND_ONLY.items():
-        if flag in args and owner != kind:
-            raise UsageError(f"--{flag.replace('_', '-')} applies to {owner} only, not {kind}")
+    check_kind_only(kind, args)
     if args.get("binarize") == "none":
         args["binarize"] = None
     from . import api

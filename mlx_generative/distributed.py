@@ -17,7 +17,7 @@ import sys
 import mlx.core as mx
 from mlx.utils import tree_map
 
-from ._blas import THREAD_VARIABLES
+from ._blas import THREAD_VARIABLES, thread_share
 from .errors import UsageError
 
 _GROUP = None
@@ -92,12 +92,6 @@ def launch_command(ranks: int, argv: list[str], port: int | None = None) -> list
     return [launcher, "-n", str(ranks), "--backend", "ring", "--starting-port", str(port), "--cwd", os.getcwd(),
             *(f"--env={name}={value}" for name, value in thread_share(ranks).items()),
             "--", sys.executable, "-m", "mlx_generative", *argv]
-
-
-def thread_share(ranks_on_this_machine: int) -> dict[str, str]:
-    """Each process's share of the cores, for the BLAS thread variables the user has not set."""
-    share = str(max(1, (os.cpu_count() or 1) // ranks_on_this_machine))
-    return {name: share for name in THREAD_VARIABLES if name not in os.environ}
 
 
 def oversubscription_warning(size: int) -> str | None:

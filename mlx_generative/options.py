@@ -20,6 +20,13 @@ KIND_ONLY = {
     "sigma": "ddpm",
 }
 
+
+def check_kind_only(kind: str, flags) -> None:
+    """Name the first of ``flags`` (option names) that another model family reads."""
+    for flag, owner in KIND_ONLY.items():
+        if flag in flags and owner != kind:
+            raise UsageError(f"--{flag.replace('_', '-')} applies to {owner} only, not {kind}")
+
 # Per-kind defaults: the guide's step counts, so `bin/train vae` runs the guide's recipe.
 DEFAULT_STEPS = {"ae": 500, "vae": 600, "ddpm": 800, "classifier": 2000}
 DEFAULT_LATENT = {"ae": 64, "vae": 32}

@@ -20,6 +20,7 @@ import numpy as np
 
 from . import checkpoint
 from .errors import UsageError
+from .images import grid
 
 INSTALL_HINT = "pip install 'mlx-generative[viz]' (in a checkout: uv sync, which installs it)"
 # The y-axis of each kind's curves: a figure every run records, in training and held out.
@@ -89,8 +90,8 @@ def _runs(runs, names):
 
 def heldout_digits(run, n: int | None = None):
     """The held-out images and labels a run's figures use: its data set's test split."""
-    from .evaluation import dataset_family
     from .datasets import load_heldout
+    from .evaluation import dataset_family
 
     test = load_heldout(dataset_family(run.config["data"]["dataset"]))
     return test.images[:n], test.labels[:n]
@@ -207,11 +208,7 @@ def _strip_panel(ax, strips: np.ndarray, column_labels: list[str], title: str, x
     """uint8 (rows, cols, H, W) as one image, one tick label per column."""
     rows, cols, h, w = strips.shape
     pad = 2
-    canvas = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad), 255, np.uint8)
-    for r in range(rows):
-        for c in range(cols):
-            top, left = pad + r * (h + pad), pad + c * (w + pad)
-            canvas[top:top + h, left:left + w] = strips[r, c]
+    canvas = grid(strips.reshape(rows * cols, h, w), nrow=cols, padding=pad, background=255)
     ax.imshow(canvas, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
     ax.set_xticks([pad + c * (w + pad) + w / 2 for c in range(cols)], column_labels, fontsize="x-small")
     ax.set_yticks([])

@@ -12,14 +12,14 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import checkpoint
+from .api import _say
 from .errors import UsageError
-from .options import KIND_ONLY, TrainOptions
+from .options import TrainOptions, check_kind_only
 from .trainer import TrainingInterrupted
 
 SWEEP_FILE = "sweep.json"
@@ -71,7 +71,7 @@ def parse_values(param: str, text: str, sweeping: bool = True) -> list:
 
 
 def _flag(param: str) -> str:
-    return param if param == "T" else param.replace("_", "-")
+    return param.replace("_", "-")
 
 
 def _format_value(value) -> str:
@@ -107,21 +107,16 @@ def default_name(kind: str, params: dict) -> str:
 
 
 def plan(kind: str, params: dict[str, list], common: dict, sweep_dir: Path) -> list[tuple[SweepRun, TrainOptions]]:
-    """Check every combination before anything trains, and find what is already done."""
+    """Check every combination before anything trains, and find what is already done.
+    Returns each run with its options resolved (the kind's defaults filled in)."""
     if not params:
         raise UsageError("give at least one setting to sweep, e.g. --latent-dim 16,32,64")
+    check_kind_only(kind, [*params, *common])
     for param, values in params.items():
-        owner = KIND_ONLY.get(param)
-        if owner is not None and owner != kind:
-            raise UsageError(f"--{_flag(param)} applies to {owner} only, not {kind}")
         if param in common:
             raise UsageError(f"--{_flag(param)} is both swept and fixed; give it once")
         if not values:
             raise UsageError(f"--{_flag(param)}: no values to sweep")
-    for param in common:
-        owner = KIND_ONLY.get(param)
-        if owner is not None and owner != kind:
-            raise UsageError(f"--{_flag(param)} applies to {owner} only, not {kind}")
     planned = []
     for settings in combinations(params):
         name = run_name(settings)
@@ -132,7 +127,7 @@ def plan(kind: str, params: dict[str, list], common: dict, sweep_dir: Path) -> l
         resolved = options.resolved(kind)  # a bad value fails here, before any training
         run = SweepRun(name, settings, sweep_dir / name)
         run.status = _status(run.run_dir, kind, resolved)
-        planned.append((run, options))
+        planned.append((run, resolved))
     return planned
 
 
@@ -158,11 +153,6 @@ def _status(run_dir: Path, kind: str, resolved: TrainOptions) -> str:
 
 def _finished(run_dir: Path, steps: int) -> bool:
     return any(r.get("split") == "wall" and r.get("step") == steps for r in checkpoint.read_metrics(run_dir))
-
-
-def _say(message: str, verbose: bool) -> None:
-    if verbose:
-        print(message, file=sys.stderr, flush=True)
 
 
 def sweep(
@@ -207,12 +197,11 @@ def sweep(
     for i, (run, options) in enumerate(planned, 1):
         head = f"[{i}/{len(planned)}] {kind} " + " ".join(f"{k}={_format_value(v)}" for k, v in run.settings.items())
         if run.status != "done":
-            resolved = options.resolved(kind)
-            source = (resolved.dataset, resolved.data_dir)
+            source = (options.dataset, options.data_dir)
             if source not in loaded:
                 loaded[source] = api.load_training_data(*source)
             data = loaded[source]
-            _say(f"{head}: training {resolved.steps} steps"
+            _say(f"{head}: training {options.steps} steps"
                  + (" (resuming)" if run.status == "partial" else ""), verbose)
             if run.status == "new" and run.run_dir.exists():
                 # Stopped before its first checkpoint: nothing to keep, and train() would
