@@ -414,11 +414,12 @@ def train(
             loop, spec.scalars_at(opts),
         )
     except TrainingInterrupted as stop:
-        _say(
-            f"{stop}: checkpoint written to {checkpoint.checkpoint_dir(run_dir, stop.step)}\n"
-            f"resume with: bin/train {kind} --resume {run_dir}",
-            verbose,
-        )
+        if rank == 0:  # only rank 0 has a run directory (and wrote the checkpoint)
+            _say(
+                f"{stop}: checkpoint written to {checkpoint.checkpoint_dir(run_dir, stop.step)}\n"
+                f"resume with: bin/train {kind} --resume {run_dir}",
+                verbose,
+            )
         raise
     seconds = time.perf_counter() - started
     if rank != 0:  # rank 0 holds the same weights and writes the run
