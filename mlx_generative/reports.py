@@ -74,7 +74,6 @@ class RunSummary:
     heldout: dict = field(default_factory=dict)  # final held-out metrics from training
     samples: dict | None = None  # sample metrics from eval.json, when evaluated
     seconds: float | None = None  # training time, summed over resumed parts
-    steps: int = 0
 
     @property
     def pictures(self) -> list[Path]:
@@ -99,7 +98,7 @@ def summarize(run_dir, settings: dict | None = None, caption: str | None = None)
         run_dir=run_dir, kind=kind, config=config,
         caption=caption or " ".join(f"{k}={_fmt(v)}" for k, v in settings.items()) or run_dir.name,
         settings=settings, heldout=final, samples=samples,
-        seconds=sum(walls) if walls else None, steps=config["train"].get("steps", 0),
+        seconds=sum(walls) if walls else None,
     )
 
 
