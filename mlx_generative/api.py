@@ -21,7 +21,7 @@ from .datasets import load_dataset
 from .diffusion import SAMPLERS, SIGMAS
 from .errors import CheckpointError, UsageError
 from .images import as_unit_float, interleave_rows, save_grid, to_uint8
-from .kinds import KINDS, decode_pixels
+from .kinds import KINDS, NUM_CLASSES, balanced_labels, decode_pixels, is_conditional
 from .options import TrainOptions
 from .trainer import TrainingInterrupted, TrainLoop
 from .trainer import train as run_training_loop
@@ -42,6 +42,11 @@ class Run:
     @property
     def kind(self) -> str:
         return self.config["kind"]
+
+    @property
+    def conditional(self) -> bool:
+        """Trained with --conditional: samples, encodings and reconstructions take labels."""
+        return is_conditional(self.config)
 
     def __iter__(self):
         yield self.model
@@ -93,12 +98,14 @@ def _as_run(run) -> Run:
 
 def sample(
     run,
-    n: int = 64,
+    n: int | None = None,
     seed: int = 0,
     sigma: str | None = None,
     sampler: str | None = None,
     steps: int | None = None,
     eta: float | None = None,
+    labels=None,
+    guidance: float | None = None,
 ) -> np.ndarray:
     """Draw ``n`` images as uint8 (n, 28, 28). Same seed, same images.
 
@@ -111,15 +118,61 @@ def sample(
       - AE: an autoencoder has no prior; we decode draws from a Gaussian fitted
         to the codes of its training images (stored in the run's
         extras.safetensors). Compare with the VAE, whose prior is part of the model.
+    ``n`` defaults to 64, or for a run trained with ``--conditional`` to 8 per class.
+    Conditional runs only:
+      - ``labels``: the class of each sample (n of them, or one for all); default
+        every class equally often, in class order (8 per row: one row per class).
+      - ``guidance``: DDPM classifier-free guidance weight w, eps = (1 + w) eps(x, y)
+        - w eps(x, no label); 0 is the plain conditional model. Default: the run's.
     """
     run = _as_run(run)
-    if n < 1:
-        raise UsageError(f"n must be >= 1, got {n}")
     if not KINDS[run.kind].generative:
         raise UsageError(f"a {run.kind} does not generate images; sample from an ae, vae or ddpm run")
+    labels, n = sample_labels(run, labels, n)
     options = _ddpm_options(run, sigma, sampler, steps, eta)
+    if guidance is not None:
+        if run.kind != "ddpm" or not run.conditional:
+            raise UsageError(f"guidance applies to ddpm runs trained with --conditional, not this {_describe_kind(run)}")
+        if not guidance >= 0:
+            raise UsageError(f"guidance must be >= 0, got {guidance}")
+        options["guidance"] = float(guidance)
+    if labels is not None:
+        options["labels"] = labels
     pixels = KINDS[run.kind].sample(run.model, run.config, run.extras, n, mx.random.key(seed), **options)
     return to_uint8(pixels)
+
+
+def _describe_kind(run: Run) -> str:
+    return f"{'conditional ' if run.conditional else ''}{run.kind} run"
+
+
+def sample_labels(run: Run, labels, n: int | None) -> tuple[np.ndarray | None, int]:
+    """Check ``sample``'s labels and count: (int32 labels or None, n)."""
+    if labels is None:
+        n = (8 * NUM_CLASSES if run.conditional else 64) if n is None else n
+        if n < 1:
+            raise UsageError(f"n must be >= 1, got {n}")
+        return (balanced_labels(n) if run.conditional else None), n
+    if not run.conditional:
+        raise UsageError(f"labels apply to runs trained with --conditional; this is an unconditional {run.kind} run")
+    return check_labels(labels, n, "labels"), (n if n is not None else len(np.atleast_1d(labels)))
+
+
+def check_labels(labels, n: int | None, name: str = "labels") -> np.ndarray:
+    """Class labels as int32: one per image (``n`` of them), or a single one repeated n times."""
+    values = np.atleast_1d(np.asarray(labels))
+    if values.ndim != 1 or values.size == 0 or not np.issubdtype(values.dtype, np.integer):
+        raise UsageError(f"{name} must be class numbers (integers 0-{NUM_CLASSES - 1}), got {labels!r}")
+    if values.min() < 0 or values.max() >= NUM_CLASSES:
+        raise UsageError(f"{name} must lie in 0-{NUM_CLASSES - 1}, got {int(values.min())}..{int(values.max())}")
+    if n is not None:
+        if n < 1:
+            raise UsageError(f"n must be >= 1, got {n}")
+        if len(values) == 1:
+            values = np.repeat(values, n)
+        elif len(values) != n:
+            raise UsageError(f"{name}: {len(values)} labels for {n} images; give one per image, or one for all")
+    return values.astype(np.int32)
 
 
 def _ddpm_options(run: Run, sigma, sampler, steps, eta) -> dict:
@@ -142,29 +195,50 @@ def _ddpm_options(run: Run, sigma, sampler, steps, eta) -> dict:
     return given
 
 
-def denoising_trajectory(run, n: int = 8, seed: int = 0) -> np.ndarray:
-    """DDPM only: uint8 (n, T + 1, 28, 28), x_T ... x_0 for each of n samples."""
+def denoising_trajectory(run, n: int = 8, seed: int = 0, labels=None) -> np.ndarray:
+    """DDPM only: uint8 (n, T + 1, 28, 28), x_T ... x_0 for each of n samples.
+
+    A conditional run draws ``labels`` (default 0, 1, 2, ...) at its own guidance weight.
+    """
     run = _as_run(run)
     if run.kind != "ddpm":
         raise UsageError(f"denoising_trajectory needs a ddpm run, got {run.kind}")
-    states = KINDS["ddpm"].sample(run.model, run.config, run.extras, n, mx.random.key(seed), trajectory=True)
+    if labels is None and run.conditional:
+        labels = np.arange(n) % NUM_CLASSES
+    labels, n = sample_labels(run, labels, n)
+    options = {} if labels is None else {"labels": labels}
+    states = KINDS["ddpm"].sample(run.model, run.config, run.extras, n, mx.random.key(seed), trajectory=True, **options)
     return to_uint8(states[..., 0])
 
 
-def reconstruct(run, images) -> np.ndarray:
-    """AE/VAE: encode and decode images (uint8 (N, 28, 28) or floats in [0, 1]); returns uint8."""
-    run = _as_run(run)
+def _encoder_inputs(run: Run, images, labels, what: str):
+    """Check an AE/VAE call's images and labels: (float images, int32 labels or None)."""
     if run.kind not in ("ae", "vae"):
-        raise UsageError(f"reconstruct needs an ae or vae run: a {run.kind} has no encoder")
-    return to_uint8(KINDS[run.kind].reconstruct(run.model, as_unit_float(images)))
+        raise UsageError(f"{what} needs an ae or vae run: a {run.kind} has no encoder")
+    x = as_unit_float(images)
+    if run.conditional:
+        if labels is None:
+            raise UsageError(f"{what}: this VAE was trained with --conditional; pass labels= (one per image)")
+        return x, check_labels(labels, len(x))
+    if labels is not None:
+        raise UsageError(f"{what}: labels apply to runs trained with --conditional; this {run.kind} is unconditional")
+    return x, None
 
 
-def encode(run, images) -> np.ndarray:
-    """AE: the codes; VAE: the posterior means mu(x). Returns float32 (N, latent_dim)."""
+def reconstruct(run, images, labels=None) -> np.ndarray:
+    """AE/VAE: encode and decode images (uint8 (N, 28, 28) or floats in [0, 1]); returns uint8.
+    A conditional VAE needs each image's label."""
     run = _as_run(run)
-    if run.kind not in ("ae", "vae"):
-        raise UsageError(f"encode needs an ae or vae run: a {run.kind} has no encoder")
-    return KINDS[run.kind].encode(run.model, as_unit_float(images))
+    x, labels = _encoder_inputs(run, images, labels, "reconstruct")
+    return to_uint8(KINDS[run.kind].reconstruct(run.model, x, labels))
+
+
+def encode(run, images, labels=None) -> np.ndarray:
+    """AE: the codes; VAE: the posterior means mu(x) (mu(x, y) for a conditional VAE, which
+    needs each image's label). Returns float32 (N, latent_dim)."""
+    run = _as_run(run)
+    x, labels = _encoder_inputs(run, images, labels, "encode")
+    return KINDS[run.kind].encode(run.model, x, labels)
 
 
 def interpolate(run, start, end, steps: int = 10) -> np.ndarray:
@@ -177,6 +251,9 @@ def interpolate(run, start, end, steps: int = 10) -> np.ndarray:
     run = _as_run(run)
     if run.kind not in ("ae", "vae"):
         raise UsageError(f"interpolate needs an ae or vae run: a {run.kind} has no latent code")
+    if run.conditional:
+        raise UsageError("interpolate: a conditional VAE's code means something else for every label; "
+                         "interpolate unconditional runs")
     if steps < 2:
         raise UsageError(f"steps must be >= 2 (the two ends), got {steps}")
     a, b = encode(run, start), encode(run, end)
@@ -194,6 +271,18 @@ def interpolate(run, start, end, steps: int = 10) -> np.ndarray:
 def load_training_data(dataset: str, data_dir=None):
     """The (train, test) splits a run of ``dataset`` trains and evaluates on."""
     return load_dataset(dataset, "train", data_dir), load_dataset(dataset, "test", data_dir)
+
+
+def check_training_labels(data, needed_by: str) -> None:
+    """Label-trained models need every training image's class, in 0 .. NUM_CLASSES - 1."""
+    labels = data.labels
+    if labels is None or len(labels) != len(data.images):
+        raise UsageError(f"{needed_by} trains on labels, and the {data.name} training images have none")
+    if len(labels) and int(labels.max()) >= NUM_CLASSES:
+        raise UsageError(
+            f"{needed_by}: the {data.name} labels go up to {int(labels.max())}; the models here know "
+            f"{NUM_CLASSES} classes (0-{NUM_CLASSES - 1})"
+        )
 
 
 def run_size_bytes(model: nn.Module, keep_checkpoints: int) -> int:
@@ -231,16 +320,20 @@ def _new_run_dir(out: Path, kind: str, name: str | None) -> Path:
     return run_dir
 
 
-def write_grids(run: Run, heldout_images: np.ndarray, out: Path | None = None) -> list[Path]:
-    """The pictures every run gets: reconstructions beside originals, and samples."""
+def write_grids(
+    run: Run, heldout_images: np.ndarray, out: Path | None = None, heldout_labels: np.ndarray | None = None
+) -> list[Path]:
+    """The pictures every run gets: reconstructions beside originals, and samples
+    (a conditional run's: one row per class)."""
     written = []
     kind = run.kind
     if kind in ("ae", "vae"):
         originals = heldout_images[:32]
-        recon = reconstruct(run, originals)
+        labels = heldout_labels[:32] if run.conditional else None
+        recon = reconstruct(run, originals, labels)
         pairs = interleave_rows(originals, recon, per_row=8)
         written.append(save_grid(pairs, run.run_dir / "reconstructions.png", nrow=8))
-    written.append(save_grid(sample(run, n=64, seed=GRID_SEED), run.run_dir / "samples.png", nrow=8))
+    written.append(save_grid(sample(run, seed=GRID_SEED), run.run_dir / "samples.png", nrow=8))
     if kind == "ddpm":
         strip = denoising_trajectory(run, n=8, seed=GRID_SEED)  # (8, T+1, 28, 28)
         written.append(save_grid(strip.reshape(-1, *strip.shape[2:]), run.run_dir / "denoising.png", nrow=strip.shape[1]))
@@ -324,10 +417,12 @@ def train(
             _say(warning, verbose)
     # Every rank draws the same global batch (--batch-size per rank, x ranks) and keeps its
     # shard: the group sees exactly the batches one process at the global batch size sees.
+    if spec.takes_labels(opts):
+        check_training_labels(train_data, "--conditional" if opts.conditional else kind)
     stream = BatchStream(
         train_data.images, opts.batch_size * world, opts.seed,
         limit=opts.limit_train, scale=spec.scale, binarize=opts.binarize,
-        labels=train_data.labels if spec.uses_labels else None, max_shift=spec.max_shift,
+        labels=train_data.labels if spec.takes_labels(opts) else None, max_shift=spec.max_shift,
     )
     mx.random.seed(opts.seed)
     model_args = spec.model_args(opts)
@@ -439,7 +534,7 @@ def train(
         run.extras = spec.fit_prior(model, to_model_input(stream.images, spec.scale))
         checkpoint.write_arrays(run_dir / checkpoint.EXTRAS, run.extras)
     final = evaluate(opts.steps)
-    grids = write_grids(run, test_data.images, out) if spec.generative else []
+    grids = write_grids(run, test_data.images, out, test_data.labels) if spec.generative else []
     pictures = "\n  pictures: " + ", ".join(str(p) for p in grids) if grids else ""
     _say(f"done in {seconds:.1f} s: {run_dir}\n  held-out: {_format_metrics(final)}{pictures}", verbose)
     return run

@@ -26,6 +26,7 @@ def _train_parser() -> argparse.ArgumentParser:
         "  bin/train ae --steps 500 --latent-dim 64 --limit-train 10000\n"
         "  bin/train vae --steps 600 --warmup-steps 200 --latent-dim 32 --limit-train 10000\n"
         "  bin/train ddpm --steps 800 --T 6 --batch-size 128 --limit-train 10000\n"
+        "  bin/train vae --conditional                  # then: bin/sample RUN_DIR --labels 7\n"
         "  bin/train classifier --dataset mnist",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         argument_default=argparse.SUPPRESS,  # so we know which flags were given
@@ -57,6 +58,13 @@ def _train_parser() -> argparse.ArgumentParser:
     m.add_argument("--beta-max", type=float, help="vae: final KL weight; 1 is the true ELBO (default 1)")
     m.add_argument("--binarize", choices=["none", "dynamic"], help="vae: 'dynamic' re-samples "
                    "binary pixels every epoch, for likelihoods comparable with the literature")
+    m.add_argument("--conditional", action="store_true", help="vae/ddpm: condition on the class label, "
+                   "so you can ask for a given digit (bin/sample --labels 7)")
+    m.add_argument("--label-dropout", type=float, help="ddpm --conditional: probability of training an "
+                   "image with no label, so the one network learns the unconditional noise that "
+                   "classifier-free guidance needs (default 0.1)")
+    m.add_argument("--guidance", type=float, help="ddpm --conditional: classifier-free guidance weight w "
+                   "that samples use by default; 0 is plain conditional sampling (default 3)")
     m.add_argument("--T", type=int, help="ddpm: number of diffusion steps (default 6)")
     m.add_argument("--schedule", choices=SCHEDULES, help="ddpm: noise schedule (default linear)")
     m.add_argument("--sigma", choices=SIGMAS, help="ddpm: reverse-step noise: the guide's "
@@ -120,7 +128,8 @@ def _launch(ranks: int, argv: list[str]) -> int:
 def sample_main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="bin/sample", description="Draw samples from a trained run into a PNG grid.")
     p.add_argument("run_dir", help="a run directory written by bin/train")
-    p.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    p.add_argument("--n", type=int, default=None, help="number of samples (default 64; a conditional "
+                   "run without --labels: 8 per class, one row each)")
     p.add_argument("--seed", type=int, default=0, help="same seed, same images (default 0)")
     p.add_argument("--out", default=None, help="PNG path (default RUN_DIR/samples-seed<seed>.png)")
     p.add_argument("--npy", default=None, help="also save the uint8 (n, 28, 28) array here")
@@ -130,6 +139,10 @@ def sample_main(argv: list[str]) -> int:
                    help="ddpm runs: 'ddim' samples deterministically in --steps steps (default ddpm)")
     p.add_argument("--steps", type=int, default=None, help="ddim: number of sampling steps (default: all T)")
     p.add_argument("--eta", type=float, default=None, help="ddim: noise scale, 0 deterministic (default 0)")
+    p.add_argument("--labels", default=None, help="conditional runs: the class of each sample, comma-"
+                   "separated (one per sample, or one for all), e.g. --labels 7 --n 16")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="conditional ddpm: classifier-free guidance weight (default: the run's)")
     args = p.parse_args(argv)
     from pathlib import Path
 
@@ -138,13 +151,23 @@ def sample_main(argv: list[str]) -> int:
     from . import api
 
     images = api.sample(args.run_dir, n=args.n, seed=args.seed, sigma=args.sigma,
-                        sampler=args.sampler, steps=args.steps, eta=args.eta)
+                        sampler=args.sampler, steps=args.steps, eta=args.eta,
+                        labels=_parse_labels(args.labels), guidance=args.guidance)
     out = Path(args.out or Path(args.run_dir) / f"samples-seed{args.seed}.png")
     api.save_grid(images, out)
     if args.npy:
         np.save(args.npy, images)
     print(out)
     return 0
+
+
+def _parse_labels(text: str | None):
+    if text is None:
+        return None
+    try:
+        return [int(item) for item in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--labels {text!r}: expected comma-separated class numbers, e.g. 3,5,7") from None
 
 
 def eval_main(argv: list[str]) -> int:
@@ -168,6 +191,8 @@ def eval_main(argv: list[str]) -> int:
     p.add_argument("--steps", type=int, default=None, help="ddim: number of sampling steps")
     p.add_argument("--eta", type=float, default=None, help="ddim: noise scale (default 0)")
     p.add_argument("--sigma", choices=SIGMAS, default=None, help="ddpm: reverse-step noise (default: the run's)")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="conditional ddpm: classifier-free guidance weight (default: the run's)")
     p.add_argument("--json", action="store_true", help="print eval.json instead of the table")
     args = p.parse_args(argv)
     import json
@@ -177,7 +202,7 @@ def eval_main(argv: list[str]) -> int:
     result = evaluation.evaluate(
         args.run_dir, args.n_samples, seed=args.seed, iwae_k=args.iwae_k, iwae_images=args.iwae_images,
         heldout_images=args.heldout_images, knn_k=args.knn_k, classifier=args.classifier, data_dir=args.data_dir,
-        sampler=args.sampler, steps=args.steps, eta=args.eta, sigma=args.sigma,
+        sampler=args.sampler, steps=args.steps, eta=args.eta, sigma=args.sigma, guidance=args.guidance,
     )
     print(json.dumps(result, indent=2) if args.json else evaluation.format_result(result))
     return 0

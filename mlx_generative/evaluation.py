@@ -24,7 +24,7 @@ from .api import _as_run, _say, load, sample
 from .batches import to_model_input
 from .datasets import REPO_DATA_DIR, load_dataset, load_heldout, user_cache_dir
 from .errors import UsageError
-from .kinds import EVAL_BATCH, KINDS
+from .kinds import EVAL_BATCH, KINDS, NUM_CLASSES, balanced_labels
 from .likelihood import iwae_nll
 
 EVAL_FILE = "eval.json"
@@ -84,6 +84,31 @@ def sample_quality(features, probs, reference_features, k: int = 3) -> dict:
     }
 
 
+def label_agreement(features, probs, labels, reference_features, reference_labels) -> dict:
+    """A conditional model's samples against the labels they were asked for: the classifier's
+    accuracy, and the Frechet distance of each class's samples to that class's test images."""
+    predicted = probs.argmax(axis=1)
+    per_class = []
+    for c in range(NUM_CLASSES):
+        asked, real = labels == c, reference_labels == c
+        if not asked.any():
+            continue
+        per_class.append({
+            "class": c,
+            "n": int(asked.sum()),
+            "accuracy": float(np.mean(predicted[asked] == c)),
+            # Needs a few images of the class on both sides for a covariance.
+            "frechet_distance": sample_metrics.frechet_distance(features[asked], reference_features[real])
+            if asked.sum() > 1 and real.sum() > 1 else None,
+        })
+    distances = [c["frechet_distance"] for c in per_class if c["frechet_distance"] is not None]
+    return {
+        "accuracy": float(np.mean(predicted == labels)),
+        "mean_class_frechet_distance": float(np.mean(distances)) if distances else None,
+        "per_class": per_class,
+    }
+
+
 # ---- evaluate -------------------------------------------------------------------------
 
 
@@ -108,6 +133,7 @@ def evaluate(
     steps: int | None = None,
     eta: float | None = None,
     sigma: str | None = None,
+    guidance: float | None = None,
     write: bool = True,
     verbose: bool = True,
 ) -> dict:
@@ -122,6 +148,11 @@ def evaluate(
     classifier: a classifier run directory; default the data set's cached or
         shipped one (`classifier_dirs`). Without one, sample metrics are skipped.
     sampler, steps, eta, sigma: DDPM sampling options, as for `sample`.
+    guidance: a conditional DDPM's guidance weight (default: the run's).
+
+    A conditional run draws every class equally often and is also scored on whether
+    its samples are the classes asked for ("conditional": accuracy and Frechet distance
+    per class, beside the same figures for real training images).
     """
     run = _as_run(run)
     kind = KINDS[run.kind]
@@ -150,7 +181,7 @@ def evaluate(
     if run.kind == "vae" and iwae:
         started = time.perf_counter()
         m = min(iwae_images, len(x))
-        nll = iwae_nll(run.model, x[:m], k=iwae_k, seed=seed)
+        nll = iwae_nll(run.model, x[:m], k=iwae_k, seed=seed, labels=test.labels[:m] if run.conditional else None)
         result["iwae"] = {
             "nll": float(nll.mean()),
             "stderr": float(nll.std(ddof=1) / math.sqrt(m)) if m > 1 else None,
@@ -170,13 +201,16 @@ def evaluate(
             verbose,
         )
     else:
-        options = {k: v for k, v in dict(sampler=sampler, steps=steps, eta=eta, sigma=sigma).items() if v is not None}
+        options = {k: v for k, v in dict(sampler=sampler, steps=steps, eta=eta, sigma=sigma,
+                                         guidance=guidance).items() if v is not None}
+        labels = balanced_labels(n_samples) if run.conditional else None
         started = time.perf_counter()
-        generated = sample(run, n=n_samples, seed=seed, **options)
+        generated = sample(run, n=n_samples, seed=seed, labels=labels, **options)
         seconds = time.perf_counter() - started
         test_features, test_probs = classify(clf, test.images)
         features, probs = classify(clf, generated)
-        train_images = load_dataset(dataset, "train", data_dir).images[:n_samples]
+        train = load_dataset(dataset, "train", data_dir)
+        train_images, train_labels = train.images[:n_samples], train.labels[:n_samples]
         train_features, train_probs = classify(clf, train_images)
         result["classifier"] = {
             "run": str(clf.run_dir),
@@ -197,6 +231,13 @@ def evaluate(
                 "confidence": sample_metrics.confidence(test_probs),
             },
         }
+        if run.conditional:
+            if run.kind == "ddpm":
+                result["samples"]["guidance"] = guidance if guidance is not None else run.config["train"].get("guidance")
+            result["conditional"] = label_agreement(features, probs, labels, test_features, test.labels)
+            result["reference"]["conditional"] = label_agreement(
+                train_features, train_probs, train_labels, test_features, test.labels
+            )
     if write and run.run_dir is not None:
         checkpoint.write_json(Path(run.run_dir) / EVAL_FILE, result)
     return result
@@ -246,6 +287,35 @@ def format_result(result: dict) -> str:
             real_test = f"{test[key]:10.3f}" if key in test else f"{'':>10}"
             lines.append(f"  {label:<24} {samples[key]:10.3f} {ref[key]:20.3f} {real_test}")
         lines.append(f"  (floor: {ref['n']:,} real training images measured the same way)")
+        if "conditional" in result:
+            lines.extend(_format_conditional(result))
     elif samples is None:
         lines.append("samples: not measured (no classifier)")
     return "\n".join(lines)
+
+
+def _format_conditional(result: dict) -> list[str]:
+    """Per class: how often the classifier sees the class asked for, and the class's FD."""
+    got, real = result["conditional"], result["reference"]["conditional"]
+    guidance = result["samples"].get("guidance")
+    lines = [
+        "labels asked for vs classifier's verdict"
+        + (f" (guidance w = {guidance:g})" if guidance is not None else "") + ":",
+        f"  {'class':<8} {'accuracy':>10} {'real train':>11} {'Frechet distance':>17} {'real train':>11}",
+    ]
+    real_by_class = {c["class"]: c for c in real["per_class"]}
+
+    def fd(value):
+        return f"{value:17.1f}" if value is not None else f"{'-':>17}"
+
+    for c in got["per_class"]:
+        r = real_by_class.get(c["class"], {})
+        lines.append(
+            f"  {c['class']:<8} {c['accuracy']:10.1%} {r.get('accuracy', float('nan')):11.1%} "
+            f"{fd(c['frechet_distance'])} {r.get('frechet_distance') or float('nan'):11.1f}"
+        )
+    lines.append(
+        f"  {'all':<8} {got['accuracy']:10.1%} {real['accuracy']:11.1%} {fd(got['mean_class_frechet_distance'])} "
+        f"{real['mean_class_frechet_distance'] or float('nan'):11.1f}  (FD: mean over classes)"
+    )
+    return lines

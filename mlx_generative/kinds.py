@@ -15,7 +15,7 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 import numpy as np
 
-from .diffusion import SCHEDULES, SIGMAS, Schedule, ddim_sample, ddpm_sample
+from .diffusion import SCHEDULES, SIGMAS, Schedule, classifier_free_guidance, ddim_sample, ddpm_sample
 from .errors import CheckpointError, UsageError
 from .losses import ae_loss, bernoulli_nll, classifier_loss, ddpm_loss, gaussian_kl, kl_beta, vae_loss
 from .models import AE, VAE, AEArgs, Classifier, ClassifierArgs, TinyUNet, UNetArgs, VAEArgs
@@ -25,6 +25,7 @@ from .options import TrainOptions
 # out of cache (VAE decoder: 7,000 img/s at 128, 3,900 at 500, 1,800 at 4,000).
 EVAL_BATCH = 128
 EVAL_SEED = 1234  # fixed noise for held-out metrics, so runs compare fairly
+NUM_CLASSES = 10  # of every data set here (MNIST digits, Fashion-MNIST garments)
 
 
 def _chunks(n: int, size: int = EVAL_BATCH):
@@ -32,10 +33,30 @@ def _chunks(n: int, size: int = EVAL_BATCH):
         yield start, min(n, start + size)
 
 
-def decode_pixels(model, z) -> np.ndarray:
-    """AE/VAE: latent codes -> the decoder's mean image in [0, 1], batch by batch."""
+def is_conditional(config: dict) -> bool:
+    """Whether a run's model takes class labels (trained with --conditional)."""
+    return config["kind"] in ("vae", "ddpm") and config["model"].get("num_classes", 0) > 0
+
+
+def balanced_labels(n: int, num_classes: int = NUM_CLASSES) -> np.ndarray:
+    """n labels, every class equally often (to within one), in class order: n = 8 * classes
+    laid out 8 per row is one row per class."""
+    return (np.arange(n) * num_classes // n).astype(np.int32)
+
+
+def _labels_chunk(labels: np.ndarray | None, a: int, b: int):
+    return None if labels is None else mx.array(labels[a:b].astype(np.int32))
+
+
+def decode_pixels(model, z, labels: np.ndarray | None = None) -> np.ndarray:
+    """AE/VAE: latent codes (and a conditional VAE's labels) -> the decoder's mean image in
+    [0, 1], batch by batch."""
     z = mx.array(z)
-    return np.concatenate([np.array(mx.sigmoid(model.decode(z[a:b]))) for a, b in _chunks(len(z))])
+    parts = []
+    for a, b in _chunks(len(z)):
+        logits = model.decode(z[a:b]) if labels is None else model.decode(z[a:b], _labels_chunk(labels, a, b))
+        parts.append(np.array(mx.sigmoid(logits)))
+    return np.concatenate(parts)
 
 
 def _weighted_means(parts: list[tuple[int, dict]]) -> dict:
@@ -50,11 +71,14 @@ class Kind:
     model_cls: type
     scale: str  # "unit" ([0, 1]) or "symmetric" ([-1, 1]) pixels
     generative = True  # False: nothing to sample (the classifier)
-    uses_labels = False  # training batches are (images, labels)
     max_shift = 0  # random-translation augmentation of training images, in pixels
 
     def model_args(self, opts: TrainOptions):
         return self.args_cls()
+
+    def takes_labels(self, opts: TrainOptions) -> bool:
+        """Whether training batches are (images, labels): the classifier, and conditional models."""
+        return opts.conditional
 
     def build(self, model_args) -> nn.Module:
         model = self.model_cls(model_args)
@@ -107,16 +131,16 @@ class AEKind(Kind):
         eps = mx.random.normal((n, extras["latent_mean"].shape[0]), key=key)
         return decode_pixels(model, extras["latent_mean"] + eps @ extras["latent_chol"].T)
 
-    def reconstruct(self, model, x: np.ndarray) -> np.ndarray:
+    def reconstruct(self, model, x: np.ndarray, labels: None = None) -> np.ndarray:
         return np.concatenate([np.array(mx.sigmoid(model(mx.array(x[a:b])))) for a, b in _chunks(len(x))])
 
-    def encode(self, model, x: np.ndarray) -> np.ndarray:
+    def encode(self, model, x: np.ndarray, labels: None = None) -> np.ndarray:
         return np.concatenate([np.array(model.encode(mx.array(x[a:b]))) for a, b in _chunks(len(x))])
 
 
 class VAEKind(Kind):
     def model_args(self, opts):
-        return VAEArgs(latent_dim=opts.latent_dim)
+        return VAEArgs(latent_dim=opts.latent_dim, num_classes=NUM_CLASSES if opts.conditional else 0)
 
     def loss_fn(self, config: dict):
         return vae_loss
@@ -127,32 +151,42 @@ class VAEKind(Kind):
     def heldout(self, model, x: np.ndarray, config: dict, labels: np.ndarray | None = None) -> dict:
         """-ELBO in nats/image with one posterior sample (fixed noise), BCE and KL apart."""
         mx.random.seed(EVAL_SEED)
+        labels = labels if is_conditional(config) else None
         parts = []
         for a, b in _chunks(len(x)):
             batch = mx.array(x[a:b])
-            logits, mu, logvar = model(batch)
+            logits, mu, logvar = model(batch, _labels_chunk(labels, a, b))
             bce = mx.mean(bernoulli_nll(logits, batch))
             kl = mx.mean(gaussian_kl(mu, logvar))
             parts.append((b - a, {"bce": bce, "kl": kl, "neg_elbo": bce + kl}))
         return _weighted_means(parts)
 
-    def sample(self, model, config: dict, extras: dict, n: int, key: mx.array) -> np.ndarray:
-        return decode_pixels(model, mx.random.normal((n, model.args.latent_dim), key=key))
+    def sample(
+        self, model, config: dict, extras: dict, n: int, key: mx.array, labels: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Decode z ~ N(0, I); a conditional VAE decodes each z with its requested label."""
+        return decode_pixels(model, mx.random.normal((n, model.args.latent_dim), key=key), labels)
 
-    def reconstruct(self, model, x: np.ndarray) -> np.ndarray:
+    def reconstruct(self, model, x: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
         """Decode the posterior mean: the deterministic reconstruction."""
         out = []
         for a, b in _chunks(len(x)):
-            mu, _ = model.encode(mx.array(x[a:b]))
-            out.append(np.array(mx.sigmoid(model.decode(mu))))
+            y = _labels_chunk(labels, a, b)
+            mu, _ = model.encode(mx.array(x[a:b]), y)
+            out.append(np.array(mx.sigmoid(model.decode(mu, y))))
         return np.concatenate(out)
 
-    def encode(self, model, x: np.ndarray) -> np.ndarray:
-        """The posterior means mu(x)."""
-        return np.concatenate([np.array(model.encode(mx.array(x[a:b]))[0]) for a, b in _chunks(len(x))])
+    def encode(self, model, x: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+        """The posterior means mu(x) (mu(x, y) for a conditional VAE)."""
+        return np.concatenate(
+            [np.array(model.encode(mx.array(x[a:b]), _labels_chunk(labels, a, b))[0]) for a, b in _chunks(len(x))]
+        )
 
 
 class DDPMKind(Kind):
+    def model_args(self, opts):
+        return UNetArgs(num_classes=NUM_CLASSES if opts.conditional else 0)
+
     def extra_config(self, opts):
         return {"diffusion": {"T": opts.T, "schedule": opts.schedule, "sigma": opts.sigma}}
 
@@ -171,34 +205,47 @@ class DDPMKind(Kind):
         return Schedule.create(config["diffusion"]["T"], config["diffusion"]["schedule"])
 
     def loss_fn(self, config: dict):
-        return partial(ddpm_loss, schedule=self.schedule(config))
+        return partial(ddpm_loss, schedule=self.schedule(config), label_dropout=config["train"].get("label_dropout") or 0.0)
 
     def heldout(self, model, x: np.ndarray, config: dict, labels: np.ndarray | None = None) -> dict:
-        """Epsilon-MSE with every timestep equally represented and fixed noise."""
+        """Epsilon-MSE with every timestep equally represented and fixed noise
+        (a conditional model's given the true labels)."""
         schedule = self.schedule(config)
+        labels = labels if is_conditional(config) else None
         parts = []
         for a, b in _chunks(len(x)):
             x0 = mx.array(x[a:b])
             t = mx.arange(a, b) % schedule.T
             noise = mx.random.normal(x0.shape, key=mx.random.key(EVAL_SEED + a))
-            eps = model(schedule.add_noise(x0, noise, t), t)
+            eps = model(schedule.add_noise(x0, noise, t), t, _labels_chunk(labels, a, b))
             parts.append((b - a, {"mse": mx.mean((eps - noise) ** 2)}))
         return _weighted_means(parts)
 
     def sample(
         self, model, config: dict, extras: dict, n: int, key: mx.array, trajectory: bool = False,
         sigma: str | None = None, sampler: str = "ddpm", steps: int | None = None, eta: float = 0.0,
+        labels: np.ndarray | None = None, guidance: float | None = None,
     ):
-        """Reverse diffusion: "ddpm" (all T steps, ``sigma`` noise) or "ddim" (``steps`` of them, ``eta``)."""
+        """Reverse diffusion: "ddpm" (all T steps, ``sigma`` noise) or "ddim" (``steps`` of them, ``eta``).
+
+        A conditional model draws each sample's ``labels`` with classifier-free guidance
+        weight ``guidance`` (default: the run's).
+        """
         schedule = self.schedule(config)
         sigma = sigma or config["diffusion"].get("sigma", "beta")
+        if guidance is None:
+            guidance = config["train"].get("guidance") or 0.0
         out = []
         keys = mx.random.split(key, (n + EVAL_BATCH - 1) // EVAL_BATCH)
         # The weights are fixed while sampling: one compiled graph per batch shape fuses the
         # UNet's elementwise work (its SiLUs, norms, biases) across all T calls.
-        denoise = mx.compile(model)
+        network = mx.compile(model)
         for i, (a, b) in enumerate(_chunks(n)):
             shape = (b - a, *self.image_shape(model))
+            if labels is None:
+                denoise = network
+            else:
+                denoise = classifier_free_guidance(network, _labels_chunk(labels, a, b), model.null_label, guidance)
             if sampler == "ddim":
                 states = ddim_sample(denoise, schedule, shape, keys[i], steps=steps, eta=eta, trajectory=True)
             else:
@@ -216,8 +263,10 @@ class ClassifierKind(Kind):
     """Not a generative model: the feature extractor of the sample metrics (evaluation.py)."""
 
     generative = False
-    uses_labels = True
     max_shift = 2  # random +-2 px shifts: 9,000 digits are few, and a CNN overfits them
+
+    def takes_labels(self, opts) -> bool:
+        return True
 
     def loss_fn(self, config: dict):
         return classifier_loss

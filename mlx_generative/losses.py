@@ -15,6 +15,11 @@ from .diffusion import Schedule
 AE_LOSSES = ("mse", "bce")
 
 
+def images_and_labels(batch) -> tuple[mx.array, mx.array | None]:
+    """A conditional model's batch is (images, labels); an unconditional one's is the images."""
+    return batch if isinstance(batch, tuple) else (batch, None)
+
+
 def ae_loss(model, x: mx.array, scalars: dict, loss: str = "mse"):
     """Reconstruction loss of an autoencoder on pixels in [0, 1], per pixel."""
     logits = model(x)
@@ -35,12 +40,14 @@ def bernoulli_nll(logits: mx.array, x: mx.array) -> mx.array:
     return mx.sum(bce.reshape(bce.shape[0], -1), axis=-1)
 
 
-def vae_loss(model, x: mx.array, scalars: dict):
+def vae_loss(model, batch, scalars: dict):
     """BCE + beta * KL per image (nats), the beta-weighted negative ELBO.
 
     With beta = 1 this is exactly -ELBO; ``neg_elbo`` is logged at beta = 1 always.
+    ``batch``: images, or (images, labels) for a conditional VAE.
     """
-    logits, mu, logvar = model(x)
+    x, y = images_and_labels(batch)
+    logits, mu, logvar = model(x, y)
     bce = mx.mean(bernoulli_nll(logits, x))
     kl = mx.mean(gaussian_kl(mu, logvar))
     beta = scalars["beta"]
@@ -54,12 +61,22 @@ def kl_beta(step: int, warmup_steps: int, beta_max: float) -> float:
     return min(beta_max, step / warmup_steps * beta_max)
 
 
-def ddpm_loss(model, x0: mx.array, scalars: dict, schedule: Schedule):
-    """Epsilon-prediction MSE at a uniformly drawn timestep (Ho et al., Algorithm 1)."""
+def ddpm_loss(model, batch, scalars: dict, schedule: Schedule, label_dropout: float = 0.0):
+    """Epsilon-prediction MSE at a uniformly drawn timestep (Ho et al., Algorithm 1).
+
+    ``batch``: images, or (images, labels) for a conditional model. Each label is
+    replaced by the model's null label with probability ``label_dropout``, so the one
+    network also learns the unconditional noise that classifier-free guidance
+    subtracts (Ho & Salimans 2022, https://arxiv.org/abs/2207.12598, Algorithm 1).
+    """
+    x0, y = images_and_labels(batch)
     t = mx.random.randint(0, schedule.T, (x0.shape[0],))
     noise = mx.random.normal(x0.shape)
     x_t = schedule.add_noise(x0, noise, t)
-    mse = mx.mean((model(x_t, t) - noise) ** 2)
+    if y is not None and label_dropout > 0:
+        dropped = mx.random.uniform(shape=y.shape) < label_dropout
+        y = mx.where(dropped, model.null_label, y)
+    mse = mx.mean((model(x_t, t, y) - noise) ** 2)
     return mse, {"mse": mse}
 
 

@@ -9,23 +9,26 @@ from .diffusion import SCHEDULES, SIGMAS
 from .errors import UsageError
 
 KIND_NAMES = ("ae", "vae", "ddpm", "classifier")
-# Flags that only one model family reads: giving them to another is a mistake worth naming.
+# Flags that only some model families read: giving them to another is a mistake worth naming.
 KIND_ONLY = {
-    "loss": "ae",
-    "warmup_steps": "vae",
-    "beta_max": "vae",
-    "binarize": "vae",
-    "T": "ddpm",
-    "schedule": "ddpm",
-    "sigma": "ddpm",
+    "loss": ("ae",),
+    "warmup_steps": ("vae",),
+    "beta_max": ("vae",),
+    "binarize": ("vae",),
+    "conditional": ("vae", "ddpm"),
+    "T": ("ddpm",),
+    "schedule": ("ddpm",),
+    "sigma": ("ddpm",),
+    "label_dropout": ("ddpm",),
+    "guidance": ("ddpm",),
 }
 
 
 def check_kind_only(kind: str, flags) -> None:
     """Name the first of ``flags`` (option names) that another model family reads."""
-    for flag, owner in KIND_ONLY.items():
-        if flag in flags and owner != kind:
-            raise UsageError(f"--{flag.replace('_', '-')} applies to {owner} only, not {kind}")
+    for flag, owners in KIND_ONLY.items():
+        if flag in flags and kind not in owners:
+            raise UsageError(f"--{flag.replace('_', '-')} applies to {' and '.join(owners)} only, not {kind}")
 
 # Per-kind defaults: the guide's step counts, so `bin/train vae` runs the guide's recipe.
 DEFAULT_STEPS = {"ae": 500, "vae": 600, "ddpm": 800, "classifier": 2000}
@@ -43,6 +46,9 @@ DEFAULT_EMA = {"ae": 0.0, "vae": 0.0, "ddpm": 0.0, "classifier": 0.0}
 # The classifier decays its rate (cosine, to 1%): 98.5% on the real MNIST test split after 2000
 # steps on the sample (with dropout 0.3), against 97.9% at a constant 1e-3 for 1000 steps.
 LR_SCHEDULES = ("constant", "cosine")
+# Conditional DDPM: label dropout as in Ho & Salimans 2022; the guidance weight samples use.
+DEFAULT_LABEL_DROPOUT = 0.1
+DEFAULT_GUIDANCE = 3.0
 DEFAULT_LR_SCHEDULE = {"ae": "constant", "vae": "constant", "ddpm": "constant", "classifier": "cosine"}
 
 
@@ -60,6 +66,10 @@ class TrainOptions:
     warmup_steps: int = 200  # vae: KL weight rises linearly to beta_max over these steps
     beta_max: float = 1.0  # vae: final KL weight (1 = the true ELBO)
     binarize: str | None = None  # vae: None or "dynamic" (Bernoulli-sample pixels each epoch)
+    # vae/ddpm: condition on the class label (a conditional VAE; a DDPM for classifier-free guidance)
+    conditional: bool = False
+    label_dropout: float | None = None  # ddpm --conditional: P(label -> "no label") per image (0.1)
+    guidance: float | None = None  # ddpm --conditional: the guidance weight samples use by default
     T: int = 6  # ddpm: diffusion steps
     schedule: str = "linear"  # ddpm: linear or cosine
     # ddpm: reverse-step noise. "posterior" (sqrt(beta~_t)) by default: with T = 6 the guide's
@@ -83,6 +93,8 @@ class TrainOptions:
         if kind not in KIND_NAMES:
             raise UsageError(f"unknown model {kind!r}; choose one of: {', '.join(KIND_NAMES)}")
         opts = dataclasses.replace(self)
+        if opts.conditional and kind not in KIND_ONLY["conditional"]:
+            raise UsageError(f"--conditional applies to vae and ddpm only, not {kind}")
         if opts.steps is None:
             opts.steps = DEFAULT_STEPS[kind]
         if opts.lr is None:
@@ -91,6 +103,9 @@ class TrainOptions:
             opts.lr_schedule = DEFAULT_LR_SCHEDULE[kind]
         if opts.ema_decay is None:
             opts.ema_decay = DEFAULT_EMA[kind]
+        if kind == "ddpm" and opts.conditional:
+            opts.label_dropout = DEFAULT_LABEL_DROPOUT if opts.label_dropout is None else opts.label_dropout
+            opts.guidance = DEFAULT_GUIDANCE if opts.guidance is None else opts.guidance
         if opts.latent_dim is None and kind in DEFAULT_LATENT:
             opts.latent_dim = DEFAULT_LATENT[kind]
         fifth = max(1, opts.steps // 5)
@@ -113,6 +128,11 @@ class TrainOptions:
         need(self.warmup_steps >= 0, "warmup-steps", ">= 0", self.warmup_steps)
         need(self.beta_max > 0, "beta-max", "> 0", self.beta_max)
         need(self.binarize in (None, "dynamic"), "binarize", "none or dynamic", self.binarize)
+        for flag in ("label_dropout", "guidance"):
+            if getattr(self, flag) is not None and not self.conditional:
+                raise UsageError(f"--{flag.replace('_', '-')} applies to conditional models: add --conditional")
+        need(self.label_dropout is None or 0 <= self.label_dropout < 1, "label-dropout", "in [0, 1)", self.label_dropout)
+        need(self.guidance is None or self.guidance >= 0, "guidance", ">= 0", self.guidance)
         need(self.T >= 1, "T", ">= 1", self.T)
         need(self.schedule in SCHEDULES, "schedule", " or ".join(SCHEDULES), self.schedule)
         need(self.sigma in SIGMAS, "sigma", " or ".join(SIGMAS), self.sigma)

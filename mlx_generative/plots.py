@@ -187,12 +187,12 @@ def latent_map(runs, images=None, labels=None, *, method: str = "pca", n: int = 
     fig, axes = _grid_of_panels(len(loaded), (5.0, 4.6))
     for ax, run, name in zip(axes, loaded, names):
         x, y = (images, labels) if images is not None else heldout_digits(run, n)
-        points, (xlabel, ylabel) = project_2d(encode(run, x), method)
+        points, (xlabel, ylabel) = project_2d(encode(run, x, y if run.conditional else None), method)
         classes = CLASS_NAMES.get(run.config["data"]["dataset"])
         scatter = ax.scatter(points[:, 0], points[:, 1], c=y, cmap="tab10", vmin=-0.5, vmax=9.5, s=4, alpha=0.7)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
-        what = "codes" if run.kind == "ae" else "posterior means mu(x)"
+        what = "codes" if run.kind == "ae" else ("posterior means mu(x, y)" if run.conditional else "posterior means mu(x)")
         ax.set_title(f"{name}\n{run.kind.upper()} {what}, {len(points):,} held-out images", fontsize="medium")
         handles, _ = scatter.legend_elements(num=list(range(10)))
         ax.legend(handles, classes or [str(i) for i in range(10)], title="label", fontsize="x-small",
@@ -245,8 +245,8 @@ def reconstruction_rows(runs, *, n: int = 12, names=None):
     for run in loaded:
         if run.kind not in ("ae", "vae"):
             raise UsageError(f"reconstructions need ae or vae runs, got a {run.kind}")
-    originals, _ = heldout_digits(loaded[0], n)
-    rows = [originals] + [reconstruct(run, originals) for run in loaded]
+    originals, labels = heldout_digits(loaded[0], n)
+    rows = [originals] + [reconstruct(run, originals, labels if run.conditional else None) for run in loaded]
     fig, axes = _figure(1, 1, (0.55 * n + 2.5, 0.55 * len(rows) + 0.8))
     ax = axes[0, 0]
     _strip_panel(ax, np.stack(rows), [""] * n, "", "")

@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 from . import checkpoint
 from .errors import UsageError
+from .kinds import is_conditional
 
 REPORT_HTML, REPORT_MD, FIGURES = "report.html", "report.md", "figures"
 # Table columns per kind: (key, header, better). better: "min", "max" or None (not ranked:
@@ -35,12 +36,16 @@ SAMPLE_COLUMNS = [
     ("confidence", "confidence", "max"),
     ("precision", "precision", "max"),
     ("recall", "recall", "max"),
+    # Conditional runs: how often the classifier sees the class asked for, and the
+    # Frechet distance within each class (mean over classes).
+    ("label_accuracy", "label accuracy", "max"),
+    ("class_frechet_distance", "class FD", "min"),
 ]
 # What a single run's table shows of its settings, when nothing was swept.
 KEY_SETTINGS = {
     "ae": ["latent_dim", "loss", "steps", "lr"],
-    "vae": ["latent_dim", "warmup_steps", "beta_max", "steps", "lr"],
-    "ddpm": ["T", "schedule", "sigma", "steps", "lr"],
+    "vae": ["latent_dim", "warmup_steps", "beta_max", "conditional", "steps", "lr"],
+    "ddpm": ["T", "schedule", "sigma", "conditional", "guidance", "steps", "lr"],
 }
 # The grids training writes into every run, and what each shows.
 PICTURES = {
@@ -91,9 +96,16 @@ def summarize(run_dir, settings: dict | None = None, caption: str | None = None)
     final = {k: v for k, v in heldout[-1].items() if k not in ("step", "split")} if heldout else {}
     samples = None
     if (run_dir / "eval.json").is_file():
-        samples = checkpoint.read_json(run_dir / "eval.json").get("samples")
-    if settings is None:
-        settings = {k: config["train"].get(k) for k in KEY_SETTINGS.get(kind, [])}
+        evaluated = checkpoint.read_json(run_dir / "eval.json")
+        samples = evaluated.get("samples")
+        if samples and evaluated.get("conditional"):
+            samples = {
+                **samples,
+                "label_accuracy": evaluated["conditional"]["accuracy"],
+                "class_frechet_distance": evaluated["conditional"]["mean_class_frechet_distance"],
+            }
+    if settings is None:  # a lone run: its key settings, leaving out those it does not use
+        settings = {k: config["train"][k] for k in KEY_SETTINGS.get(kind, []) if config["train"].get(k) not in (None, False)}
     return RunSummary(
         run_dir=run_dir, kind=kind, config=config,
         caption=caption or " ".join(f"{k}={_fmt(v)}" for k, v in settings.items()) or run_dir.name,
@@ -118,8 +130,7 @@ def table(summaries: list[RunSummary]) -> tuple[list[str], list[list[str]], list
     # (kind, key, header, better): an AE's BCE per pixel and a VAE's in nats are different columns.
     columns = [(kind, *c) for kind in kinds for c in HELDOUT_COLUMNS.get(kind, [])
                if any(s.kind == kind and c[0] in s.heldout for s in summaries)]
-    with_samples = any(s.samples for s in summaries)
-    sample_columns = SAMPLE_COLUMNS if with_samples else []
+    sample_columns = [c for c in SAMPLE_COLUMNS if any(c[0] in (s.samples or {}) for s in summaries)]
     headers = ["run", *setting_keys] if len(kinds) > 1 else [*setting_keys]
     headers += [f"held-out {h}" for _, _, h, _ in columns] + [h for _, h, _ in sample_columns] + ["train time (s)"]
 
@@ -180,10 +191,14 @@ def make_figures(summaries: list[RunSummary], out_dir: Path, latent_method: str 
                                                       figures_dir / "latent_map.png"),
                      f"2-D {'PCA' if latent_method == 'pca' else 't-SNE'} of the codes (AE) or posterior means (VAE) of 2,000 held-out images, "
                      "coloured by their label."))
-        made.append(("Latent interpolations", plots.save_figure(
-            plots.interpolation_grid(dirs, names=coded_names), figures_dir / "interpolation.png"),
-            "Decoded points on the straight line between the codes of two held-out images "
-            "(the originals at both ends)."))
+        # A conditional VAE's code means something else under every label: no interpolation.
+        plain = [s for s in coded if not is_conditional(s.config)]
+        if plain:
+            made.append(("Latent interpolations", plots.save_figure(
+                plots.interpolation_grid([s.run_dir for s in plain], names=[s.caption for s in plain]),
+                figures_dir / "interpolation.png"),
+                "Decoded points on the straight line between the codes of two held-out images "
+                "(the originals at both ends)."))
     diffusion = [s for s in summaries if s.kind == "ddpm"]
     if diffusion:
         made.append(("Denoising", plots.save_figure(

@@ -28,6 +28,9 @@ DEFAULT_EVAL_SAMPLES = 2000  # enough for a Frechet distance that ranks runs; 10
 # Options that say where or how a run is shown, not what it learns: never swept, and free
 # to differ when a sweep is resumed.
 NOT_SWEPT = ("out", "name", "progress", "data_dir", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints")
+# Options that change only how a trained model samples: runs that differ in nothing else
+# share one training (the first trains; the others copy its weights and sample their way).
+SAMPLING_ONLY = ("guidance",)
 
 
 @dataclass
@@ -36,6 +39,11 @@ class SweepRun:
     settings: dict  # the swept values of this run
     run_dir: Path
     status: str = "new"  # new | partial (has a checkpoint) | done
+    trained_by: "SweepRun | None" = None  # an earlier run with the same training settings
+
+    @property
+    def training_settings(self) -> tuple:
+        return tuple((k, v) for k, v in self.settings.items() if k not in SAMPLING_ONLY)
 
 
 def sweepable() -> list[str]:
@@ -118,6 +126,7 @@ def plan(kind: str, params: dict[str, list], common: dict, sweep_dir: Path) -> l
         if not values:
             raise UsageError(f"--{_flag(param)}: no values to sweep")
     planned = []
+    trainers: dict[tuple, SweepRun] = {}  # training settings -> the run that trains them
     for settings in combinations(params):
         name = run_name(settings)
         try:
@@ -127,6 +136,8 @@ def plan(kind: str, params: dict[str, list], common: dict, sweep_dir: Path) -> l
         resolved = options.resolved(kind)  # a bad value fails here, before any training
         run = SweepRun(name, settings, sweep_dir / name)
         run.status = _status(run.run_dir, kind, resolved)
+        run.trained_by = trainers.setdefault(run.training_settings, run)
+        run.trained_by = None if run.trained_by is run else run.trained_by
         planned.append((run, resolved))
     return planned
 
@@ -137,7 +148,8 @@ def _status(run_dir: Path, kind: str, resolved: TrainOptions) -> str:
             raise UsageError(f"{run_dir}: exists but holds no run (no {checkpoint.CONFIG}); move it away")
         return "new"
     config = checkpoint.load_config(run_dir)
-    saved = config.get("train", {})
+    # A setting newer than the run was trained without it: its default then.
+    saved = {**TrainOptions().to_dict(), **config.get("train", {})}
     wanted = resolved.to_dict()
     differ = [k for k in wanted if k not in NOT_SWEPT and saved.get(k) != wanted[k]]
     if config.get("kind") != kind or differ:
@@ -196,10 +208,14 @@ def sweep(
     _say(f"sweep {sweep_dir}: {len(planned)} runs ({len(planned) - todo} already done)", verbose)
     for i, (run, options) in enumerate(planned, 1):
         head = f"[{i}/{len(planned)}] {kind} " + " ".join(f"{k}={_format_value(v)}" for k, v in run.settings.items())
-        if run.status != "done":
-            source = (options.dataset, options.data_dir)
-            if source not in loaded:
-                loaded[source] = api.load_training_data(*source)
+        source = (options.dataset, options.data_dir)
+        if run.status != "done" and source not in loaded:
+            loaded[source] = api.load_training_data(*source)
+        if run.status != "done" and run.trained_by is not None:
+            _say(f"{head}: sampling the model of {run.trained_by.name}", verbose)
+            _share_training(run.trained_by.run_dir, run.run_dir, options, loaded[source][1])
+            took = f"shares the training of {run.trained_by.name}"
+        elif run.status != "done":
             data = loaded[source]
             _say(f"{head}: training {options.steps} steps"
                  + (" (resuming)" if run.status == "partial" else ""), verbose)
@@ -227,6 +243,29 @@ def sweep(
         paths = write_sweep_report(sweep_dir, verbose=False)
         _say(f"report: {paths[0]}\n        {paths[1]}", verbose)
     return sweep_dir
+
+
+def _share_training(trained_dir: Path, run_dir: Path, options: TrainOptions, test_data) -> None:
+    """A run that differs from a trained one only in how it samples: copy the trained run
+    (not its checkpoints or evaluation), record this run's settings, draw its grids."""
+    from . import api
+
+    # Built beside its place and renamed when complete: a sweep stopped half-way through the
+    # copy never leaves a run directory whose config says the other run's settings.
+    building = run_dir.with_name(run_dir.name + ".partial")
+    for stale in (building, run_dir):
+        if stale.exists():
+            shutil.rmtree(stale)
+    shutil.copytree(trained_dir, building, ignore=shutil.ignore_patterns(
+        checkpoint.CHECKPOINTS, "eval.json", "*.png", "report.*", "figures"))
+    config = checkpoint.load_config(building)
+    config["train"] = options.to_dict()
+    config["shares_training_of"] = trained_dir.name
+    checkpoint.save_config(building, config)
+    run = api.load(building)
+    run.run_dir = building
+    api.write_grids(run, test_data.images, heldout_labels=test_data.labels)
+    building.rename(run_dir)
 
 
 def _check_sweep_file(sweep_dir: Path, kind: str, params: dict, common: dict) -> None:
@@ -260,4 +299,6 @@ def _headline(run_dir: Path) -> str:
     parts = [f"held-out {k} {v:.4g}" for k, v in summary.heldout.items()]
     if summary.samples:
         parts.append(f"FD {summary.samples['frechet_distance']:.1f}")
+        if "label_accuracy" in summary.samples:
+            parts.append(f"label accuracy {summary.samples['label_accuracy']:.1%}")
     return ", ".join(parts)

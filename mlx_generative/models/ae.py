@@ -46,14 +46,17 @@ class ConvEncoder(nn.Module):
 
 
 class ConvDecoder(nn.Module):
-    """z (N, latent) -> logits (N, S, S, C), the encoder mirrored."""
+    """z (N, latent [+ extra]) -> logits (N, S, S, C), the encoder mirrored.
 
-    def __init__(self, args: AEArgs):
+    ``extra_inputs``: features concatenated to the code (a conditional VAE's label embedding).
+    """
+
+    def __init__(self, args: AEArgs, extra_inputs: int = 0):
         super().__init__()
         c1, c2 = args.channels
         self.side = args.image_size // 4
         self.c2 = c2
-        self.project = nn.Linear(args.latent_dim, self.side * self.side * c2)
+        self.project = nn.Linear(args.latent_dim + extra_inputs, self.side * self.side * c2)
         self.up1 = Up(c2, c1)  # S/4 -> S/2
         self.up2 = Up(c1, args.in_channels)  # S/2 -> S
         self.up2.bias = mx.full((args.in_channels,), args.output_bias)

@@ -12,6 +12,12 @@ elementwise passes in SiLU/GroupNorm and around every GEMM): a pair of
 32-channel residual blocks at 28x28 tripled the step time while the digits'
 structure lives at 14x14. SiLU, GroupNorm and the convolutions are this
 package's CPU-friendly versions (activations.py, norm.py, conv.py).
+
+With ``num_classes`` > 0 the network is conditional: a label embedding is added
+to the time embedding, so every block sees (t, y). Its extra last row is the
+"no label" embedding (``null_label``): trained on with label dropout, the same
+network also predicts the unconditional noise, which classifier-free guidance
+needs (diffusion.classifier_free_guidance).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ class UNetArgs(BaseModelArgs):
     groups: int = 8  # GroupNorm groups; must divide every channel count
     image_size: int = 28  # must be divisible by 4
     in_channels: int = 1
+    num_classes: int = 0  # > 0: conditional on a label in 0 .. num_classes - 1
 
 
 class ResBlock(nn.Module):
@@ -57,7 +64,7 @@ class ResBlock(nn.Module):
 
 
 class TinyUNet(nn.Module):
-    """eps_theta(x_t, t): (N, S, S, C), (N,) -> (N, S, S, C)."""
+    """eps_theta(x_t, t[, y]): (N, S, S, C), (N,)[, (N,)] -> (N, S, S, C)."""
 
     def __init__(self, args: UNetArgs):
         super().__init__()
@@ -69,6 +76,8 @@ class TinyUNet(nn.Module):
         c1, c2, c3 = args.channels
         t, g = args.time_dim, args.groups
         self.time_mlp = nn.Sequential(nn.Linear(c1, t), nn.SiLU(), nn.Linear(t, t))
+        if args.num_classes:
+            self.label_embedding = nn.Embedding(args.num_classes + 1, t)  # + the null label
         self.stem = Conv2d(args.in_channels, c1, 3, padding=1)  # S
         self.down1 = Down(c1, c2)  # S -> S/2
         self.enc2 = ResBlock(c2, c2, t, g)  # S/2
@@ -79,8 +88,22 @@ class TinyUNet(nn.Module):
         self.up1 = Up(c2, c1)  # S/2 -> S
         self.out = Conv2d(2 * c1, args.in_channels, 3, padding=1)  # after the stem skip
 
-    def __call__(self, x: mx.array, t: mx.array) -> mx.array:
+    @property
+    def conditional(self) -> bool:
+        return self.args.num_classes > 0
+
+    @property
+    def null_label(self) -> int:
+        """The label index that means "no label" (unconditional), conditional models only."""
+        return self.args.num_classes
+
+    def __call__(self, x: mx.array, t: mx.array, y: mx.array | None = None) -> mx.array:
+        """y: labels (N,) int32 for a conditional model; None (or null_label) for no label."""
         temb = self.time_mlp(timestep_embedding(t, self.args.channels[0]))
+        if self.conditional:
+            if y is None:
+                y = mx.full(t.shape, self.null_label, dtype=mx.int32)
+            temb = temb + self.label_embedding(y)
         stem = self.stem(x)  # (N, S, S, c1)
         skip = self.enc2(self.down1(silu(stem)), temb)  # (N, S/2, S/2, c2)
         h = self.mid(self.down2(skip), temb)  # (N, S/4, S/4, c3)
