@@ -24,12 +24,13 @@ DECODES_PER_CALL = 128
 
 def _log_weights(model, x: mx.array, k: int, key: mx.array, y: mx.array | None = None) -> mx.array:
     """log p(x|z) + log p(z) - log q(z|x) for k draws z ~ q(z|x) per image: (B, k)."""
-    mu, logvar = model.encode(x, y)
+    labelled = () if y is None else (y,)  # an unconditional model's methods take no labels
+    mu, logvar = model.encode(x, *labelled)
     b, d = mu.shape
     eps = mx.random.normal((b, k, d), key=key)
     z = mu[:, None, :] + mx.exp(0.5 * logvar)[:, None, :] * eps
-    y_each = None if y is None else mx.repeat(y, k)  # the label of each of the b * k draws
-    logits = model.decode(z.reshape(b * k, d), y_each)
+    each = () if y is None else (mx.repeat(y, k),)  # the label of each of the b * k draws
+    logits = model.decode(z.reshape(b * k, d), *each)
     targets = mx.broadcast_to(x[:, None], (b, k, *x.shape[1:])).reshape(b * k, *x.shape[1:])
     log_px_z = -bernoulli_nll(logits, targets).reshape(b, k)
     log_pz = -0.5 * mx.sum(z**2 + _LOG_2PI, axis=-1)
