@@ -149,12 +149,17 @@ def sample_main(argv: list[str]) -> int:
     import numpy as np
 
     from . import api
+    from .kinds import NUM_CLASSES
 
-    images = api.sample(args.run_dir, n=args.n, seed=args.seed, sigma=args.sigma,
+    run = api.load(args.run_dir)
+    labels = _parse_labels(args.labels)
+    images = api.sample(run, n=args.n, seed=args.seed, sigma=args.sigma,
                         sampler=args.sampler, steps=args.steps, eta=args.eta,
-                        labels=_parse_labels(args.labels), guidance=args.guidance)
+                        labels=labels, guidance=args.guidance)
     out = Path(args.out or Path(args.run_dir) / f"samples-seed{args.seed}.png")
-    api.save_grid(images, out)
+    # A conditional run's default labels are every class in turn: one row per class.
+    per_class = len(images) // NUM_CLASSES if run.conditional and labels is None and len(images) % NUM_CLASSES == 0 else None
+    api.save_grid(images, out, nrow=per_class)
     if args.npy:
         np.save(args.npy, images)
     print(out)

@@ -253,6 +253,10 @@ def test_cli_samples_requested_digits(runs, tmp_path, capsys):
     assert cli_main(["sample", str(runs["ddpm"].run_dir), "--labels", "7", "--n", "5", "--out", str(out),
                      "--guidance", "1", "--npy", str(tmp_path / "s.npy")]) == 0
     assert np.load(tmp_path / "s.npy").shape == (5, 28, 28)
+    default = tmp_path / "classes.png"
+    assert cli_main(["sample", str(runs["vae"].run_dir), "--out", str(default)]) == 0
+    width, height = Image.open(default).size
+    assert height / width == pytest.approx(10 / 8, rel=0.02)  # 8 per row, one row per class
     assert cli_main(["sample", str(runs["ddpm"].run_dir), "--labels", "seven"]) == 2
     assert "--labels 'seven'" in capsys.readouterr().err
 
