@@ -101,6 +101,8 @@ def command_line(spec: dict) -> str:
     args = [f"--{_flag(k)} {','.join(map(_format_value, v))}" for k, v in swept_params(spec).items()]
     args += [f"--{_flag(k)} {_format_value(v)}" for k, v in spec["common"].items()
              if v is not None and not isinstance(v, bool)]
+    # Switches such as --conditional (a False one, --no-progress, changes nothing the runs learn).
+    args += [f"--{_flag(k)}" for k, v in spec["common"].items() if v is True]
     return " ".join(["bin/sweep", spec["kind"], *args])
 
 

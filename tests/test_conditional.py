@@ -283,6 +283,8 @@ def test_guidance_sweep_trains_once_and_reports_label_accuracy(tmp_path):
     assert (second / "samples.png").is_file()
     report = (sweep_dir / "report.md").read_text()
     assert "label accuracy" in report and "class FD" in report
+    reproduce = next(line for line in report.splitlines() if "Reproduce" in line)
+    assert "bin/sweep ddpm --guidance 0,2 " in reproduce and reproduce.endswith("--conditional")  # keeps the switch
     # Resuming finds both done: nothing is trained or copied again.
     before = (second / checkpoint.CONFIG).stat().st_mtime_ns
     mg.sweep("ddpm", {"guidance": [0.0, 2.0]}, conditional=True, out=tmp_path, eval_samples=20, verbose=False, **TINY)
