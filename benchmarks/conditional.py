@@ -17,7 +17,6 @@ Runs live under --out (default outputs/conditional); finished runs are not retra
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
@@ -26,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 import mlx_generative as mg  # noqa: E402
 from mlx_generative import checkpoint  # noqa: E402
+from results_file import train_seconds, write_section  # noqa: E402  (beside this script)
 
 # The conditional DDPM: T = 10 rather than the guide's 6 (training costs the same at any T,
 # and more, smaller reverse steps draw cleaner strokes), an EMA of the weights, and as many
@@ -34,10 +34,6 @@ DDPM_RECIPE = dict(conditional=True, T=10, steps=1400, ema_decay=0.995, lr_sched
 VAE_RECIPE = dict(conditional=True, steps=5000, warmup_steps=1000, lr_schedule="cosine")  # the VAE budget recipe
 GUIDANCE = [0.0, 1.0, 3.0, 5.0]
 BEGIN, END = "<!-- conditional:begin -->", "<!-- conditional:end -->"
-
-
-def train_seconds(run_dir: Path) -> float:
-    return sum(r["seconds"] for r in checkpoint.read_metrics(run_dir) if r.get("split") == "wall")
 
 
 def row(model: str, guidance, run_dir: Path, result: dict) -> dict:
@@ -89,18 +85,13 @@ def table(rows: list[dict], reference: dict) -> str:
 
 def write_results(text: str, path: Path, command: str, n: int) -> None:
     body = (
-        f"{BEGIN}\nCommand: `{command}`. Shipped MNIST sample (9,000 training digits); {n:,} samples per row, "
+        f"Command: `{command}`. Shipped MNIST sample (9,000 training digits); {n:,} samples per row, "
         "every class equally often (seed 0); judged by the shipped classifier (`data/classifiers/mnist`) against "
         "the real MNIST test split. Label accuracy = how often the classifier names the class asked for; "
         "class FD = Frechet distance of each class's samples to that class's test digits, averaged over classes.\n\n"
-        + text + f"\n{END}"
+        + text
     )
-    current = path.read_text()
-    if BEGIN in current and END in current:
-        current = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: body, current, flags=re.S)
-    else:
-        current += "\n## Class-conditional generation\n\n" + body + "\n"
-    path.write_text(current)
+    write_section(path, "Class-conditional generation", BEGIN, END, body)
 
 
 def main(argv=None) -> int:

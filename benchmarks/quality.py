@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 import mlx_generative as mg  # noqa: E402
 from mlx_generative import checkpoint, evaluation  # noqa: E402
+from results_file import train_seconds, write_section  # noqa: E402  (beside this script)
 
 # The guide's three commands, and step counts that fit in 10 minutes on this 2-core
 # machine (AE and VAE ~1,300 img/s at batch 128: 5,000 steps take ~7 minutes; the DDPM's
@@ -57,11 +58,6 @@ VARIANTS = {
 }
 NO_DEFAULT = {"ddpm-T1000"}  # recipes measured only through their variants
 BEGIN, END = "<!-- quality:begin -->", "<!-- quality:end -->"
-
-
-def train_seconds(run_dir: Path) -> float | None:
-    walls = [r["seconds"] for r in checkpoint.read_metrics(run_dir) if r.get("split") == "wall"]
-    return round(sum(walls), 1) if walls else None
 
 
 def eval_path(run_dir: Path, label: str) -> Path:
@@ -155,19 +151,14 @@ def write_results(rows: list[dict], path: Path, command: str) -> None:
     for r in rows:  # the first row's note: the binarized rows say so in their own cells
         held.setdefault(r["dataset"], r["result"]["heldout"]["data"])
     body = (
-        f"{BEGIN}\nCommand: `{command}`. Held-out data: "
+        f"Command: `{command}`. Held-out data: "
         + "; ".join(f"{d}: {note}" for d, note in held.items())
         + ". Sample metrics on 10,000 samples (seed 0; fewer where the sampler column says so) with the shipped classifier's features "
         "(`data/classifiers/`); FD = Frechet distance (lower is better), IS = classifier Inception Score, "
         "conf. = mean top-class probability, prec./rec. = k-NN (k=3) precision and recall against the test split.\n\n"
-        + table(rows) + f"\n{END}"
+        + table(rows)
     )
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    if BEGIN in text and END in text:
-        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: body, text, flags=re.S)
-    else:
-        text += "\n## Sample quality and held-out likelihoods\n\n" + body + "\n"
-    path.write_text(text)
+    write_section(path, "Sample quality and held-out likelihoods", BEGIN, END, body)
 
 
 def main(argv=None) -> int:

@@ -138,8 +138,8 @@ def plan(kind: str, params: dict[str, list], common: dict, sweep_dir: Path) -> l
         resolved = options.resolved(kind)  # a bad value fails here, before any training
         run = SweepRun(name, settings, sweep_dir / name)
         run.status = _status(run.run_dir, kind, resolved)
-        run.trained_by = trainers.setdefault(run.training_settings, run)
-        run.trained_by = None if run.trained_by is run else run.trained_by
+        trainer = trainers.setdefault(run.training_settings, run)
+        run.trained_by = trainer if trainer is not run else None
         planned.append((run, resolved))
     return planned
 
