@@ -34,6 +34,7 @@ import mlx.optimizers as optim  # noqa: E402
 import numpy as np  # noqa: E402
 from mlx.utils import tree_flatten  # noqa: E402
 
+from mlx_generative import parallel  # noqa: E402
 from mlx_generative.diffusion import Schedule, ddpm_sample  # noqa: E402
 from mlx_generative.info import gemm_gflops  # noqa: E402
 from mlx_generative.losses import ae_loss, ddpm_loss, vae_loss  # noqa: E402
@@ -141,8 +142,9 @@ def count_forward_flops(model, *inputs) -> int:
 # ---- the step functions under test -----------------------------------------------------
 
 
-def mlx_case(kind: str, batch: int, x: np.ndarray):
-    """(step() -> None, parameter count) for our MLX model."""
+def mlx_case(kind: str, batch: int, x: np.ndarray, shards: int):
+    """(step() -> None, parameter count) for our MLX model, its batch split over ``shards`` streams
+    as the trainer does (run it inside ``parallel.blas_threads_for(shards)``)."""
     mx.random.seed(0)
     if kind == "ae":
         model, loss, scalars = AE(AEArgs()), ae_loss, {}
@@ -150,7 +152,7 @@ def mlx_case(kind: str, batch: int, x: np.ndarray):
         model, loss, scalars = VAE(VAEArgs()), vae_loss, {"beta": mx.array(1.0)}
     else:
         model, loss, scalars = TinyUNet(UNetArgs()), partial(ddpm_loss, schedule=Schedule.create(6)), {}
-    step, state = make_train_step(model, optim.Adam(1e-3, bias_correction=True), loss)
+    step, state = make_train_step(model, optim.Adam(1e-3, bias_correction=True), loss, shards=shards)
     xb = mx.array(x * 2 - 1 if kind == "ddpm" else x)
 
     def run():
@@ -223,13 +225,13 @@ def timed_blocks(cases: dict, warmup: int, rounds: int, steps: int) -> dict[str,
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
-def sampling_cases(T: int, n: int):
+def sampling_cases(T: int, n: int, shards: int):
     """DDPM sampling of n images in T steps: ours (MLX) and the twin's (PyTorch, no_grad)."""
     mx.random.seed(0)
     model = TinyUNet(UNetArgs())
     sched = Schedule.create(T)
 
-    denoise = mx.compile(model)  # as the package's sampler does (kinds.DDPMKind.sample)
+    denoise = parallel.sharded_map(mx.compile(model), shards)  # as kinds.DDPMKind.sample does
 
     def ours():
         mx.eval(ddpm_sample(denoise, sched, (n, 28, 28, 1), mx.random.key(0)))
@@ -262,6 +264,8 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=3, help="steps per timed block")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--sampling-T", default="6,50", help="DDPM sampling benchmarks, '' to skip")
+    p.add_argument("--shards", type=int, help="CPU streams per MLX batch (default: the trainer's, "
+                   "one per core); 1 measures the unsplit step")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     args = p.parse_args(argv)
     if torch is None:
@@ -269,7 +273,8 @@ def main(argv=None) -> int:
               "into the project venv (see README, 'Benchmarks'), then run again.", file=sys.stderr)
         return 0
     torch.set_num_threads(os.cpu_count() or 1)
-    peak = gemm_gflops(seconds=2.0)
+    peak = gemm_gflops(seconds=2.0)  # before the BLAS goes to one thread per shard
+    parallel.keep_freed_buffers()  # as the trainer does
     report = {"machine": {"cpus": os.cpu_count(), "mlx": mx.__version__, "torch": torch.__version__,
                           "blas": mlx_generative._blas.status().describe(), "gemm_peak_gflops": round(peak, 1)},
               "train": [], "sampling": []}
@@ -277,13 +282,15 @@ def main(argv=None) -> int:
     for batch in [int(b) for b in args.batch_sizes.split(",") if b]:
         x = rng.random((batch, 28, 28, 1), dtype=np.float32)
         for kind in args.models.split(","):
-            ours, n_ours = mlx_case(kind, batch, x)
+            shards = args.shards or parallel.default_shards(batch)
+            ours, n_ours = mlx_case(kind, batch, x, shards)
             theirs, n_theirs, fwd_flops = torch_case(kind, batch, x)
             assert n_ours == n_theirs, f"{kind}: twin has {n_theirs} parameters, ours {n_ours}"
-            sec = timed_blocks({"mlx": ours, "torch": theirs}, args.warmup, args.rounds, args.steps)
+            with parallel.blas_threads_for(shards):  # PyTorch has its own BLAS: only ours changes
+                sec = timed_blocks({"mlx": ours, "torch": theirs}, args.warmup, args.rounds, args.steps)
             step_flops = 3 * fwd_flops  # backward ~ 2x forward
             row = {
-                "model": kind, "batch": batch, "params": n_ours,
+                "model": kind, "batch": batch, "params": n_ours, "shards": shards,
                 "mlx_ms": round(sec["mlx"] * 1e3, 1), "torch_ms": round(sec["torch"] * 1e3, 1),
                 "mlx_img_s": round(batch / sec["mlx"]), "torch_img_s": round(batch / sec["torch"]),
                 "ratio": round(sec["torch"] / sec["mlx"], 2),
@@ -296,7 +303,9 @@ def main(argv=None) -> int:
                 print(json.dumps(row), flush=True)
     for T in [int(t) for t in args.sampling_T.split(",") if t]:
         n = 128
-        sec = timed_blocks(sampling_cases(T, n), 1, args.rounds, 1)
+        shards = args.shards or parallel.default_shards(n)
+        with parallel.blas_threads_for(shards):
+            sec = timed_blocks(sampling_cases(T, n, shards), 1, args.rounds, 1)
         row = {"T": T, "n": n, "mlx_img_s": round(n / sec["mlx"]), "torch_img_s": round(n / sec["torch"]),
                "ratio": round(sec["torch"] / sec["mlx"], 2)}
         report["sampling"].append(row)
@@ -313,10 +322,10 @@ def print_tables(report: dict) -> None:
     m = report["machine"]
     print(f"\n{m['cpus']} CPUs, MLX {m['mlx']}, PyTorch {m['torch']}, GEMM peak {m['gemm_peak_gflops']} GFLOP/s")
     print(f"BLAS: {m['blas']}\n")
-    print("| model | batch | params | MLX ms/step | PyTorch ms/step | MLX img/s | PyTorch img/s | ratio (MLX/PyTorch throughput) | GFLOP/step | MLX GFLOP/s (% peak) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| model | batch | params | MLX shards | MLX ms/step | PyTorch ms/step | MLX img/s | PyTorch img/s | ratio (MLX/PyTorch throughput) | GFLOP/step | MLX GFLOP/s (% peak) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in report["train"]:
-        print(f"| {r['model']} | {r['batch']} | {r['params']:,} | {r['mlx_ms']} | {r['torch_ms']} | {r['mlx_img_s']} | "
+        print(f"| {r['model']} | {r['batch']} | {r['params']:,} | {r['shards']} | {r['mlx_ms']} | {r['torch_ms']} | {r['mlx_img_s']} | "
               f"{r['torch_img_s']} | {r['ratio']} | {r['gflop_per_step']} | {r['mlx_gflops']} ({r['mlx_pct_peak']}%) |")
     if report["sampling"]:
         print("\n| DDPM sampling | n | MLX img/s | PyTorch img/s | ratio |")

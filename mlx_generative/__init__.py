@@ -9,8 +9,13 @@
     fig = mg.plots.latent_map([ae_run, vae_run])  # matplotlib figures (the `viz` extra)
 """
 
-# Must run before anything imports mlx.core: see _blas.py.
-from . import _blas
+# Must run before anything imports mlx.core: see _blas.py, and parallel.py for the
+# breadth-first dispatch width that lets a batch's shards run side by side.
+import os
+
+os.environ.setdefault("MLX_BFS_MAX_WIDTH", "1000")
+
+from . import _blas  # noqa: E402
 
 _blas.status()
 

@@ -81,6 +81,28 @@ def _try_load(name: str) -> bool:
     return True
 
 
+# (get, set) of each library's run-time thread count.
+_THREAD_FUNCTIONS = (
+    ("openblas_get_num_threads", "openblas_set_num_threads"),
+    ("MKL_Get_Max_Threads", "MKL_Set_Num_Threads"),
+)
+
+
+def set_threads(count: int) -> int:
+    """Set the loaded BLAS's thread count at run time; returns the previous count, or 0
+    when there is nothing to set (MLX's own single-threaded BLAS, macOS's Accelerate)."""
+    s = status()
+    if not s.optimized or s.library is None:
+        return 0
+    library = ctypes.CDLL(s.library)  # already loaded: the same handle
+    for get, set_ in _THREAD_FUNCTIONS:
+        if hasattr(library, get) and hasattr(library, set_):
+            previous = int(getattr(library, get)())
+            getattr(library, set_)(ctypes.c_int(count))
+            return previous
+    return 0
+
+
 def _first_loadable(names) -> str | None:
     for name in names:
         if _try_load(name):

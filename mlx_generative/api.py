@@ -396,7 +396,7 @@ def train(
         options = TrainOptions(**saved["train"])
         options.steps = steps if steps is not None else options.steps
         options.progress = progress
-        opts = options.resolved(kind)
+        opts = options.resolved(kind, processes=world)
         saved_ranks = saved.get("distributed", {}).get("ranks", 1)
         if saved_ranks != world:
             raise UsageError(
@@ -404,7 +404,7 @@ def train(
                 f"resume with the same number (the global batch would change)"
             )
     else:
-        opts = options.resolved(kind)
+        opts = options.resolved(kind, processes=world)
         run_dir = None
 
     if data is None:
@@ -467,7 +467,8 @@ def train(
     _say(
         f"training {kind} on {len(stream.images)} {train_data.name} images "
         f"for {opts.steps} steps (batch {opts.batch_size}"
-        + (f" per process x {world} processes" if world > 1 else "") + f") -> {run_dir}",
+        + (f" per process x {world} processes" if world > 1 else "")
+        + (f", split over {opts.shards} CPU streams" if opts.shards > 1 else "") + f") -> {run_dir}",
         verbose,
     )
 
@@ -494,6 +495,7 @@ def train(
         batch_size=opts.batch_size * world,  # images/s of the whole group
         rank=rank,
         world_size=world,
+        shards=opts.shards,
         progress=rank == 0 and opts.progress and (verbose or sys.stderr.isatty()),
     )
     if rank == 0:

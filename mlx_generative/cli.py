@@ -48,6 +48,8 @@ def _train_parser() -> argparse.ArgumentParser:
     g.add_argument("--ranks", type=int, metavar="N", help="data-parallel over N processes on this machine: "
                    "starts `mlx.launch -n N` (ring backend, free local ports) for you; --batch-size is per "
                    "process, the global batch N times it (see the README for several machines)")
+    g.add_argument("--shards", type=int, help="split each batch over this many CPU cores, each on its "
+                   "own MLX stream (default: every core; 1 on a GPU). Noise draws depend on it")
     g.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest checkpoint "
                    "(its saved settings are used; --steps may be raised)")
     m = p.add_argument_group("model")

@@ -15,6 +15,7 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 import numpy as np
 
+from . import parallel
 from .diffusion import SCHEDULES, SIGMAS, Schedule, classifier_free_guidance, ddim_sample, ddpm_sample
 from .errors import CheckpointError, UsageError
 from .losses import ae_loss, bernoulli_nll, classifier_loss, ddpm_loss, gaussian_kl, kl_beta, vae_loss
@@ -235,23 +236,25 @@ class DDPMKind(Kind):
         sigma = sigma or config["diffusion"].get("sigma", "beta")
         if guidance is None:
             guidance = config["train"].get("guidance") or 0.0
-        out = []
         keys = mx.random.split(key, (n + EVAL_BATCH - 1) // EVAL_BATCH)
         # The weights are fixed while sampling: one compiled graph per batch shape fuses the
         # UNet's elementwise work (its SiLUs, norms, biases) across all T calls.
-        network = mx.compile(model)
-        for i, (a, b) in enumerate(_chunks(n)):
-            shape = (b - a, *self.image_shape(model))
-            if labels is None:
-                denoise = network
-            else:
-                denoise = classifier_free_guidance(network, _labels_chunk(labels, a, b), model.null_label, guidance)
-            if sampler == "ddim":
-                states = ddim_sample(denoise, schedule, shape, keys[i], steps=steps, eta=eta, trajectory=True)
-            else:
-                states = ddpm_sample(denoise, schedule, shape, keys[i], trajectory=True, sigma=sigma)
-            states = [np.array((s + 1.0) / 2.0) for s in states]  # [-1, 1] -> [0, 1]
-            out.append(np.stack(states, axis=1) if trajectory else states[-1])
+        shards = parallel.default_shards(min(n, EVAL_BATCH))
+        network = parallel.sharded_map(mx.compile(model), shards)  # each part of a batch on its own core
+        out = []
+        with parallel.blas_threads_for(shards):
+            for i, (a, b) in enumerate(_chunks(n)):
+                shape = (b - a, *self.image_shape(model))
+                if labels is None:
+                    denoise = network
+                else:
+                    denoise = classifier_free_guidance(network, _labels_chunk(labels, a, b), model.null_label, guidance)
+                if sampler == "ddim":
+                    states = ddim_sample(denoise, schedule, shape, keys[i], steps=steps, eta=eta, trajectory=True)
+                else:
+                    states = ddpm_sample(denoise, schedule, shape, keys[i], trajectory=True, sigma=sigma)
+                states = [np.array((s + 1.0) / 2.0) for s in states]  # [-1, 1] -> [0, 1]
+                out.append(np.stack(states, axis=1) if trajectory else states[-1])
         return np.concatenate(out)
 
     @staticmethod

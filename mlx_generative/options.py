@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from . import parallel
 from .diffusion import SCHEDULES, SIGMAS
 from .errors import UsageError
 
@@ -86,10 +87,16 @@ class TrainOptions:
     keep_checkpoints: int = 2
     clip_grad_norm: float | None = None
     ema_decay: float | None = None  # EMA of the weights to evaluate and sample (0: off, the default)
+    # CPU streams each batch is split over, run side by side (parallel.py). None: one per core
+    # (1 on a GPU). Noise draws depend on it, so a run records it and a resume keeps it.
+    shards: int | None = None
     progress: bool = True
 
-    def resolved(self, kind: str) -> "TrainOptions":
-        """A copy with the kind's defaults filled in and every value checked."""
+    def resolved(self, kind: str, processes: int = 1) -> "TrainOptions":
+        """A copy with the kind's defaults filled in and every value checked.
+
+        ``processes``: how many training processes share this machine (mlx.launch ranks).
+        """
         if kind not in KIND_NAMES:
             raise UsageError(f"unknown model {kind!r}; choose one of: {', '.join(KIND_NAMES)}")
         opts = dataclasses.replace(self)
@@ -106,6 +113,8 @@ class TrainOptions:
         if kind == "ddpm" and opts.conditional:
             opts.label_dropout = DEFAULT_LABEL_DROPOUT if opts.label_dropout is None else opts.label_dropout
             opts.guidance = DEFAULT_GUIDANCE if opts.guidance is None else opts.guidance
+        if opts.shards is None and opts.batch_size >= 1:
+            opts.shards = parallel.default_shards(opts.batch_size, processes)
         if opts.latent_dim is None and kind in DEFAULT_LATENT:
             opts.latent_dim = DEFAULT_LATENT[kind]
         fifth = max(1, opts.steps // 5)
@@ -121,6 +130,8 @@ class TrainOptions:
 
         need(self.steps >= 0, "steps", ">= 0", self.steps)
         need(self.batch_size >= 1, "batch-size", ">= 1", self.batch_size)
+        need(self.shards is None or 1 <= self.shards <= self.batch_size, "shards",
+             f"between 1 and --batch-size ({self.batch_size})", self.shards)
         need(self.lr > 0, "lr", "> 0", self.lr)
         need(self.lr_schedule in LR_SCHEDULES, "lr-schedule", " or ".join(LR_SCHEDULES), self.lr_schedule)
         need(self.latent_dim is None or self.latent_dim >= 1, "latent-dim", ">= 1", self.latent_dim)

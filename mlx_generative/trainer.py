@@ -32,6 +32,7 @@ import mlx.optimizers as optim
 import numpy as np
 from mlx.utils import tree_map
 
+from . import parallel
 from .distributed import mean_over_ranks
 from .errors import MlxGenerativeError
 
@@ -85,17 +86,19 @@ def step_seed(seed: int, step: int, rank: int = 0) -> int:
 
 def make_train_step(
     model: nn.Module, optimizer: optim.Optimizer, loss_fn: LossFn, clip_grad_norm: float | None = None,
-    world_size: int = 1,
+    world_size: int = 1, shards: int = 1,
 ):
     """The compiled update: (batch, scalars) -> (loss, metrics), updating model and optimizer.
 
     Captures ``[model.state, optimizer.state, mx.random.state]``: without the
     random state, draws inside a compiled function would repeat every call.
+    With ``shards`` > 1 the batch is split over that many CPU streams, run side by
+    side (parallel.py); run such a step inside ``parallel.blas_threads_for(shards)``.
     With ``world_size`` > 1 (under mlx.launch) each process holds an equal shard of
     the global batch: gradients, loss and metrics are averaged over the group, so
     every rank applies the same update, the one of the whole global batch.
     """
-    loss_and_grad = nn.value_and_grad(model, loss_fn)
+    loss_and_grad = parallel.sharded_value_and_grad(nn.value_and_grad(model, loss_fn), shards)
     state = [model.state, optimizer.state, mx.random.state]
 
     @partial(mx.compile, inputs=state, outputs=state)
@@ -130,6 +133,7 @@ class TrainLoop:
     batch_size: int = 0  # for images/s; taken from the first batch when 0
     rank: int = 0  # this process in an mlx.launch group: its own noise stream
     world_size: int = 1  # processes averaging their gradients each step
+    shards: int = 1  # CPU streams each batch is split over (parallel.py)
     progress: bool = True
     # Called with (step, record) for each training log, (step) for checkpoints/evals.
     on_log: Callable[[int, dict], None] | None = None
@@ -166,7 +170,8 @@ def train(
     SIGINT/SIGTERM finish the current step, write a checkpoint through
     ``loop.on_checkpoint`` and raise ``TrainingInterrupted``.
     """
-    with _deferred_signals() as received:
+    parallel.keep_freed_buffers()
+    with _deferred_signals() as received, parallel.blas_threads_for(loop.shards):
         return _train(model, optimizer, loss_fn, batch_at, loop, scalars_at, received)
 
 
@@ -181,7 +186,9 @@ def _ema_update(ema: dict, params: dict, decay: mx.array) -> dict:
 
 
 def _train(model, optimizer, loss_fn, batch_at, loop: TrainLoop, scalars_at, received: list) -> list[dict]:
-    train_step, state = make_train_step(model, optimizer, loss_fn, loop.clip_grad_norm, loop.world_size)
+    train_step, state = make_train_step(
+        model, optimizer, loss_fn, loop.clip_grad_norm, loop.world_size, loop.shards
+    )
     if loop.ema_decay and loop.ema is None:
         loop.ema = tree_map(lambda p: mx.array(p), model.trainable_parameters())
     bar = _progress_bar(loop)
