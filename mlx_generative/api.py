@@ -22,7 +22,7 @@ from .diffusion import SAMPLERS, SIGMAS
 from .errors import CheckpointError, UsageError
 from .images import as_unit_float, interleave_rows, save_grid, to_uint8
 from .kinds import KINDS, NUM_CLASSES, balanced_labels, decode_pixels, is_conditional
-from .options import TrainOptions
+from .options import TrainOptions, check_kind_only
 from .trainer import TrainingInterrupted, TrainLoop
 from .trainer import train as run_training_loop
 
@@ -112,9 +112,10 @@ def sample(
     ``run`` is a run directory, a ``Run`` from ``train``/``load``, or ``(model, config)``.
       - VAE: decodes z ~ N(0, I) (the mean image of p(x|z)).
       - DDPM: runs the reverse diffusion chain from pure noise. ``sampler="ddpm"``
-        (default) takes all T steps with noise ``sigma`` ("beta" or "posterior";
-        default: the run's); ``sampler="ddim"`` takes ``steps`` of them (default
-        all) with DDIM noise ``eta`` (default 0: deterministic given the seed).
+        takes all T steps with noise ``sigma`` ("beta" or "posterior"; default: the
+        run's); ``sampler="ddim"`` takes ``steps`` of them (default all) with DDIM
+        noise ``eta`` (default 0: deterministic given the seed). Both default to the
+        run's ``--sampler`` / ``--sample-steps`` (plain DDPM unless it was trained with them).
       - AE: an autoencoder has no prior; we decode draws from a Gaussian fitted
         to the codes of its training images (stored in the run's
         extras.safetensors). Compare with the VAE, whose prior is part of the model.
@@ -186,7 +187,7 @@ def _ddpm_options(run: Run, sigma, sampler, steps, eta) -> dict:
         raise UsageError(f"sigma must be one of {', '.join(SIGMAS)}, got {sigma!r}")
     if sampler is not None and sampler not in SAMPLERS:
         raise UsageError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
-    if (steps is not None or eta is not None) and given.get("sampler") != "ddim":
+    if (steps is not None or eta is not None) and (sampler or _run_sampler(run)) != "ddim":
         raise UsageError("steps and eta apply to sampler='ddim' only (DDPM always takes all T steps)")
     if steps is not None and steps < 1:
         raise UsageError(f"steps must be >= 1, got {steps}")
@@ -195,8 +196,14 @@ def _ddpm_options(run: Run, sigma, sampler, steps, eta) -> dict:
     return given
 
 
+def _run_sampler(run: Run) -> str:
+    """The sampler a DDPM run uses unless told otherwise (its --sampler)."""
+    return run.config["train"].get("sampler", "ddpm")
+
+
 def denoising_trajectory(run, n: int = 8, seed: int = 0, labels=None) -> np.ndarray:
-    """DDPM only: uint8 (n, T + 1, 28, 28), x_T ... x_0 for each of n samples.
+    """DDPM only: uint8 (n, steps + 1, 28, 28), x_T ... x_0 for each of n samples (steps: T, or
+    the run's DDIM --sample-steps).
 
     A conditional run draws ``labels`` (default 0, 1, 2, ...) at its own guidance weight.
     """
@@ -383,6 +390,8 @@ def train(
             options = TrainOptions(**overrides)
         except TypeError as e:
             raise UsageError(f"train(): {e}") from None
+        # e.g. T=50 for a vae: a mistake worth naming (a default value given explicitly is harmless)
+        check_kind_only(kind, [k for k, v in overrides.items() if v != getattr(TrainOptions(), k)])
     spec = KINDS[kind]
     # Under mlx.launch: this process's place in the group. Only rank 0 speaks and writes.
     rank, world = distributed.rank_and_size()

@@ -68,6 +68,10 @@ def _train_parser() -> argparse.ArgumentParser:
     m.add_argument("--guidance", type=float, help="ddpm --conditional: classifier-free guidance weight w "
                    "that samples use by default; 0 is plain conditional sampling (default 3)")
     m.add_argument("--T", type=int, help="ddpm: number of diffusion steps (default 6)")
+    m.add_argument("--sampler", choices=SAMPLERS, help="ddpm: how this run's samples are drawn unless "
+                   "bin/sample or bin/eval say otherwise: ddpm (all T steps, the default) or ddim")
+    m.add_argument("--sample-steps", type=int, help="ddpm --sampler ddim: reverse steps per sample "
+                   "(default all T); e.g. --T 1000 --sampler ddim --sample-steps 50")
     m.add_argument("--schedule", choices=SCHEDULES, help="ddpm: noise schedule (default linear)")
     m.add_argument("--sigma", choices=SIGMAS, help="ddpm: reverse-step noise: the guide's "
                    "sqrt(beta_t), or the posterior's sqrt(beta~_t), which leaves far less noise at small T "

@@ -224,10 +224,11 @@ class DDPMKind(Kind):
 
     def sample(
         self, model, config: dict, extras: dict, n: int, key: mx.array, trajectory: bool = False,
-        sigma: str | None = None, sampler: str = "ddpm", steps: int | None = None, eta: float = 0.0,
+        sigma: str | None = None, sampler: str | None = None, steps: int | None = None, eta: float = 0.0,
         labels: np.ndarray | None = None, guidance: float | None = None,
     ):
         """Reverse diffusion: "ddpm" (all T steps, ``sigma`` noise) or "ddim" (``steps`` of them, ``eta``).
+        ``sampler`` and ``steps`` default to the run's (``--sampler``, ``--sample-steps``).
 
         A conditional model draws each sample's ``labels`` with classifier-free guidance
         weight ``guidance`` (default: the run's).
@@ -236,6 +237,9 @@ class DDPMKind(Kind):
         sigma = sigma or config["diffusion"].get("sigma", "beta")
         if guidance is None:
             guidance = config["train"].get("guidance") or 0.0
+        sampler = sampler or config["train"].get("sampler", "ddpm")
+        if sampler == "ddim" and steps is None:
+            steps = config["train"].get("sample_steps")
         keys = mx.random.split(key, (n + EVAL_BATCH - 1) // EVAL_BATCH)
         # The weights are fixed while sampling: one compiled graph per batch shape fuses the
         # UNet's elementwise work (its SiLUs, norms, biases) across all T calls.

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from . import parallel
-from .diffusion import SCHEDULES, SIGMAS
+from .diffusion import SAMPLERS, SCHEDULES, SIGMAS
 from .errors import UsageError
 
 KIND_NAMES = ("ae", "vae", "ddpm", "classifier")
@@ -22,6 +22,8 @@ KIND_ONLY = {
     "sigma": ("ddpm",),
     "label_dropout": ("ddpm",),
     "guidance": ("ddpm",),
+    "sampler": ("ddpm",),
+    "sample_steps": ("ddpm",),
 }
 
 
@@ -76,6 +78,11 @@ class TrainOptions:
     # ddpm: reverse-step noise. "posterior" (sqrt(beta~_t)) by default: with T = 6 the guide's
     # sqrt(beta_t) injects more noise than the last steps remove, leaving speckled samples.
     sigma: str = "posterior"
+    # ddpm: how samples are drawn unless a call says otherwise (the grids, bin/sample, bin/eval):
+    # "ddpm" takes all T steps; "ddim" takes sample_steps of them (default all). A T = 1000
+    # model is trained as cheaply as a T = 6 one, but sampling it needs DDIM's shortcut.
+    sampler: str = "ddpm"
+    sample_steps: int | None = None
     dataset: str = "mnist"
     data_dir: str | None = None
     limit_train: int | None = None  # use only the first N training images
@@ -147,6 +154,10 @@ class TrainOptions:
         need(self.T >= 1, "T", ">= 1", self.T)
         need(self.schedule in SCHEDULES, "schedule", " or ".join(SCHEDULES), self.schedule)
         need(self.sigma in SIGMAS, "sigma", " or ".join(SIGMAS), self.sigma)
+        need(self.sampler in SAMPLERS, "sampler", " or ".join(SAMPLERS), self.sampler)
+        if self.sample_steps is not None and self.sampler != "ddim":
+            raise UsageError("--sample-steps applies to --sampler ddim (DDPM always takes all T steps)")
+        need(self.sample_steps is None or self.sample_steps >= 1, "sample-steps", ">= 1", self.sample_steps)
         need(self.limit_train is None or self.limit_train >= 1, "limit-train", ">= 1", self.limit_train)
         need(self.log_every >= 1, "log-every", ">= 1", self.log_every)
         need(self.eval_every >= 0, "eval-every", ">= 0", self.eval_every)

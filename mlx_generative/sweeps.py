@@ -25,12 +25,13 @@ from .trainer import TrainingInterrupted
 SWEEP_FILE = "sweep.json"
 DEFAULT_OUT = "outputs/sweeps"
 DEFAULT_EVAL_SAMPLES = 2000  # enough for a Frechet distance that ranks runs; 10k is bin/eval's
-# Options that say where or how a run is shown, not what it learns: never swept, and free
-# to differ when a sweep is resumed.
-NOT_SWEPT = ("out", "name", "progress", "data_dir", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints")
+# Options that say where or how a run is shown or computed, not what it learns: never swept,
+# and free to differ when a sweep is resumed (shards: on a machine with other cores).
+NOT_SWEPT = ("out", "name", "progress", "data_dir", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints",
+             "shards")
 # Options that change only how a trained model samples: runs that differ in nothing else
 # share one training (the first trains; the others copy its weights and sample their way).
-SAMPLING_ONLY = ("guidance",)
+SAMPLING_ONLY = ("guidance", "sampler", "sample_steps")
 
 
 @dataclass

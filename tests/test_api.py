@@ -256,3 +256,34 @@ def test_ema_weights_are_saved_sampled_and_resumed(tmp_path):
     resumed_saved = mx.load(str(resumed.run_dir / "model.safetensors"))
     for key in saved:
         np.testing.assert_allclose(np.array(resumed_saved[key]), np.array(saved[key]), rtol=1e-5, atol=1e-6)
+
+
+def test_a_run_trained_with_a_ddim_sampler_samples_that_way_by_default(tmp_path):
+    run = mg.train("ddpm", out=str(tmp_path), name="ddim", verbose=False,
+                   **dict(TINY, T=20, sampler="ddim", sample_steps=4))
+    assert (run.config["train"]["sampler"], run.config["train"]["sample_steps"]) == ("ddim", 4)
+    default = mg.sample(run, n=4)
+    np.testing.assert_array_equal(default, mg.sample(run, n=4, sampler="ddim", steps=4))
+    assert not np.array_equal(default, mg.sample(run, n=4, sampler="ddpm"))
+    assert not np.array_equal(default, mg.sample(run, n=4, steps=10))  # steps alone: the run's DDIM
+    assert mg.denoising_trajectory(run, n=2).shape == (2, 5, 28, 28)  # x_T and 4 steps
+    reloaded = mg.load(run.run_dir)
+    np.testing.assert_array_equal(mg.sample(reloaded, n=4), default)
+
+
+@pytest.mark.parametrize("kind, overrides, message", [
+    ("ddpm", dict(sample_steps=4), "--sample-steps applies to --sampler ddim"),
+    ("ddpm", dict(sampler="ddim", sample_steps=0), "--sample-steps must be >= 1"),
+    ("ddpm", dict(sampler="plms"), "--sampler must be ddpm or ddim"),
+    ("vae", dict(sampler="ddim"), "--sampler applies to ddpm only"),
+])
+def test_bad_sampler_settings_are_refused(tmp_path, capsys, kind, overrides, message):
+    with pytest.raises(UsageError, match=message):
+        mg.train(kind, out=str(tmp_path), verbose=False, **dict(TINY, **overrides))
+    if overrides.get("sampler") == "plms":
+        return  # the CLI's argparse names the choices itself
+    args = ["train", kind, "--out", str(tmp_path), "--no-progress", "--steps", "1"]
+    for key, value in overrides.items():
+        args += [f"--{key.replace('_', '-')}", str(value)]
+    assert cli_main(args) != 0
+    assert message in capsys.readouterr().err
