@@ -8,7 +8,7 @@ streams, runs side by side. Measured at batch 128 on a 2-core Zen 4
 (benchmarks/RESULTS.md): the DDPM step 375 -> 237 ms, the AE's 60 -> 42 ms.
 
 Three settings make that work, each measured:
-  - the BLAS runs one thread per stream (``blas_threads``): two streams each calling
+  - the BLAS runs one thread per stream (``blas_threads_for``): two streams each calling
     a 2-thread OpenBLAS fight over the cores (the DDPM step: 432 ms);
   - MLX dispatches a graph in breadth-first order only up to ``MLX_BFS_MAX_WIDTH``
     arrays (20 by default), then depth first, which queues one shard's whole backward
