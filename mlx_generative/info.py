@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 import time
 
-from . import _blas
+from . import _blas, parallel
 
 
 def gemm_gflops(size: int = 1024, seconds: float = 1.0) -> float:
@@ -37,6 +38,10 @@ def collect(measure: bool = True) -> dict:
         "mlx": mx.__version__,
         "device": str(mx.default_device()),
         "blas": _blas.status().describe(),
+        # What the trainer does with the cores (parallel.py): shards of a batch-128 step.
+        "cpu_cores": parallel.cpu_cores(),
+        "shards_per_batch": parallel.default_shards(128),
+        "mlx_bfs_max_width": os.environ.get("MLX_BFS_MAX_WIDTH", "20 (MLX's default)"),
     }
     if measure:
         facts["gemm_gflops"] = round(gemm_gflops(), 1)
@@ -59,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(facts))
     else:
-        labels = {"gemm_gflops": "float32 GEMM (1024^3)"}
+        labels = {"gemm_gflops": "float32 GEMM (1024^3)", "shards_per_batch": "shards (batch 128)"}
         for key, value in facts.items():
             suffix = " GFLOP/s" if key == "gemm_gflops" else ""
             print(f"{labels.get(key, key):>22}: {value}{suffix}")

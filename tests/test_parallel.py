@@ -167,3 +167,18 @@ def test_a_model_reusing_a_layer_trains_sharded_like_whole():
         params.append(_flat(model.parameters()))
     for name in params[0]:
         np.testing.assert_allclose(params[1][name], params[0][name], rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_info_reports_the_cores_and_the_dispatch_width():
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, parallel.ENV_VAR: "3"}
+    env.pop("MLX_BFS_MAX_WIDTH", None)
+    out = subprocess.run([sys.executable, "-m", "mlx_generative", "info", "--json", "--no-gemm"],
+                         env=env, capture_output=True, text=True, timeout=120, check=True)
+    facts = json.loads(out.stdout)
+    assert facts["shards_per_batch"] == 3 and facts["cpu_cores"] >= 1
+    assert facts["mlx_bfs_max_width"] == "1000"  # the package set it before mlx.core loaded
