@@ -34,7 +34,7 @@ from mlx.utils import tree_map
 from . import _blas
 
 ENV_VAR = "MLX_GENERATIVE_SHARDS"  # overrides the default number of shards
-MIN_SHARD = 16  # images: smaller shards cost more in per-operation overhead than they gain
+MIN_SHARD = 16  # images per shard at least (not tuned: it keeps small batches, like the tests', whole)
 FREED_BUFFERS_BYTES = 1 << 30
 
 
