@@ -15,6 +15,7 @@ Environment:
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import sys
 from dataclasses import dataclass
@@ -88,19 +89,29 @@ _THREAD_FUNCTIONS = (
 )
 
 
-def set_threads(count: int) -> int:
-    """Set the loaded BLAS's thread count at run time; returns the previous count, or 0
-    when there is nothing to set (MLX's own single-threaded BLAS, macOS's Accelerate)."""
+@functools.lru_cache(maxsize=None)
+def _thread_functions():
+    """(get, set) of the loaded BLAS's thread count, or None when there is nothing to set."""
     s = status()
     if not s.optimized or s.library is None:
-        return 0
+        return None
     library = ctypes.CDLL(s.library)  # already loaded: the same handle
     for get, set_ in _THREAD_FUNCTIONS:
         if hasattr(library, get) and hasattr(library, set_):
-            previous = int(getattr(library, get)())
-            getattr(library, set_)(ctypes.c_int(count))
-            return previous
-    return 0
+            return getattr(library, get), getattr(library, set_)
+    return None
+
+
+def set_threads(count: int) -> int:
+    """Set the loaded BLAS's thread count at run time; returns the previous count, or 0
+    when there is nothing to set (MLX's own single-threaded BLAS, macOS's Accelerate)."""
+    functions = _thread_functions()
+    if functions is None:
+        return 0
+    get, set_ = functions
+    previous = int(get())
+    set_(ctypes.c_int(count))
+    return previous
 
 
 def _first_loadable(names) -> str | None:

@@ -187,18 +187,13 @@ def _ddpm_options(run: Run, sigma, sampler, steps, eta) -> dict:
         raise UsageError(f"sigma must be one of {', '.join(SIGMAS)}, got {sigma!r}")
     if sampler is not None and sampler not in SAMPLERS:
         raise UsageError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
-    if (steps is not None or eta is not None) and (sampler or _run_sampler(run)) != "ddim":
+    if (steps is not None or eta is not None) and (sampler or KINDS["ddpm"].default_sampler(run.config)) != "ddim":
         raise UsageError("steps and eta apply to sampler='ddim' only (DDPM always takes all T steps)")
     if steps is not None and steps < 1:
         raise UsageError(f"steps must be >= 1, got {steps}")
     if eta is not None and eta < 0:
         raise UsageError(f"eta must be >= 0, got {eta}")
     return given
-
-
-def _run_sampler(run: Run) -> str:
-    """The sampler a DDPM run uses unless told otherwise (its --sampler)."""
-    return run.config["train"].get("sampler", "ddpm")
 
 
 def denoising_trajectory(run, n: int = 8, seed: int = 0, labels=None) -> np.ndarray:

@@ -237,7 +237,7 @@ class DDPMKind(Kind):
         sigma = sigma or config["diffusion"].get("sigma", "beta")
         if guidance is None:
             guidance = config["train"].get("guidance") or 0.0
-        sampler = sampler or config["train"].get("sampler", "ddpm")
+        sampler = sampler or self.default_sampler(config)
         if sampler == "ddim" and steps is None:
             steps = config["train"].get("sample_steps")
         keys = mx.random.split(key, (n + EVAL_BATCH - 1) // EVAL_BATCH)
@@ -260,6 +260,11 @@ class DDPMKind(Kind):
                 states = [np.array((s + 1.0) / 2.0) for s in states]  # [-1, 1] -> [0, 1]
                 out.append(np.stack(states, axis=1) if trajectory else states[-1])
         return np.concatenate(out)
+
+    @staticmethod
+    def default_sampler(config: dict) -> str:
+        """How a run samples unless told otherwise: its --sampler (runs before it existed: ddpm)."""
+        return config["train"].get("sampler", "ddpm")
 
     @staticmethod
     def image_shape(model) -> tuple[int, int, int]:

@@ -50,21 +50,22 @@ def default_shards(batch_size: int, processes: int = 1) -> int:
     """One shard per core this process owns (of ``processes`` sharing the machine), at least
     ``MIN_SHARD`` images each; 1 when MLX computes on a GPU. ``MLX_GENERATIVE_SHARDS`` overrides."""
     if os.environ.get(ENV_VAR, "").strip():
-        return parse_shards(os.environ[ENV_VAR], ENV_VAR)
+        return _shards_from_environment()
     if mx.default_device() != mx.cpu:
         return 1
     return max(1, min(cpu_cores() // max(1, processes), batch_size // MIN_SHARD))
 
 
-def parse_shards(value, name: str) -> int:
+def _shards_from_environment() -> int:
+    value = os.environ[ENV_VAR]
     try:
         shards = int(value)
-    except (TypeError, ValueError):
+    except ValueError:
         shards = 0
     if shards < 1:
         from .errors import UsageError
 
-        raise UsageError(f"{name} must be a whole number >= 1, got {value!r}")
+        raise UsageError(f"{ENV_VAR} must be a whole number >= 1, got {value!r}")
     return shards
 
 
@@ -76,8 +77,7 @@ def streams(count: int) -> tuple:
 
 def split(batch, count: int) -> list:
     """``count`` near-equal slices along axis 0 of an array or a tuple of arrays."""
-    first = batch[0] if isinstance(batch, tuple) else batch
-    n = first.shape[0]
+    n = batch_length(batch)
     bounds = [n * i // count for i in range(count + 1)]
     if isinstance(batch, tuple):
         return [tuple(part[a:b] for part in batch) for a, b in zip(bounds, bounds[1:])]
@@ -94,11 +94,11 @@ def sharded_value_and_grad(loss_and_grad: Callable, count: int) -> Callable:
 
     def combined(model, batch, scalars):
         parts = split(batch, count)
-        total = sum(_size(p) for p in parts)
+        total = batch_length(batch)
         results = []
         for part, stream in zip(parts, streams(count)):
             with mx.stream(stream):  # this shard's forward and backward pass both run here
-                results.append((_size(part) / total, loss_and_grad(model, part, scalars)))
+                results.append((batch_length(part) / total, loss_and_grad(model, part, scalars)))
         return tree_map(lambda *xs: sum(w * x for (w, _), x in zip(results, xs)), *[r for _, r in results])
 
     return combined
@@ -145,5 +145,6 @@ def keep_freed_buffers(limit: int = FREED_BUFFERS_BYTES) -> None:
         mx.set_cache_limit(previous)
 
 
-def _size(batch) -> int:
+def batch_length(batch) -> int:
+    """Images in a batch: an array, or a tuple such as (images, labels)."""
     return (batch[0] if isinstance(batch, tuple) else batch).shape[0]

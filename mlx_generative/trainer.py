@@ -217,7 +217,7 @@ def _train(model, optimizer, loss_fn, batch_at, loop: TrainLoop, scalars_at, rec
     for step in range(loop.start_step, loop.steps):
         batch = tree_map(mx.array, batch_at(step))  # an array, or a tuple such as (images, labels)
         if not loop.batch_size:
-            loop.batch_size = (batch[0] if isinstance(batch, tuple) else batch).shape[0]
+            loop.batch_size = parallel.batch_length(batch)
         scalars = {k: mx.array(v, dtype=mx.float32) for k, v in scalars_at(step).items()}
         mx.random.seed(step_seed(loop.seed, step, loop.rank))
         loss, metrics = train_step(batch, scalars)
