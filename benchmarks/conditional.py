@@ -4,7 +4,7 @@ Trains a conditional VAE and a conditional DDPM (within 15 minutes of training o
 2-core machine) on the shipped MNIST sample, then asks each for every class equally often
 and lets the project's classifier judge: accuracy against the requested labels, per class
 and overall, and Frechet distances overall and within each class. The DDPM is sampled at
-classifier-free guidance w = 0, 1, 3, 5 through `bin/sweep` (one training, four sampling
+classifier-free guidance w = 0, 1, 3, 5, 8 through `bin/sweep` (one training, four sampling
 runs), so report.html shows each weight's grid beside the table. Writes the tables into
 benchmarks/RESULTS.md.
 
@@ -27,13 +27,15 @@ import mlx_generative as mg  # noqa: E402
 from mlx_generative import checkpoint  # noqa: E402
 from results_file import train_seconds, write_section  # noqa: E402  (beside this script)
 
-# The conditional DDPM: T = 1000 with the cosine schedule, sampled by DDIM in 50 steps
-# (training costs the same at any T; at T = 10 the same network reached 58% label accuracy,
-# RESULTS.md), an EMA of the weights, and as many steps as fit in 15 minutes here.
-DDPM_RECIPE = dict(conditional=True, T=1000, schedule="cosine", steps=3200, ema_decay=0.999,
-                   lr_schedule="cosine", sampler="ddim", sample_steps=50)
+# The conditional DDPM: T = 1000 with the cosine schedule (training costs the same at any T;
+# at T = 10 the same network reached 58% label accuracy, RESULTS.md), self-attention at 7x7,
+# an EMA of the weights, and as many steps as fit in 15 minutes here. Sampled by DDIM in 50
+# stochastic steps (eta = 1): the fresh noise corrects the network's mistakes, which the
+# deterministic path carries to the end (the same model, w = 5: 89.7% -> 94.6% on 1,000 samples).
+DDPM_RECIPE = dict(conditional=True, attention=True, T=1000, schedule="cosine", steps=3200, ema_decay=0.999,
+                   lr_schedule="cosine", sampler="ddim", sample_steps=50, sample_eta=1.0)
 VAE_RECIPE = dict(conditional=True, steps=5000, warmup_steps=1000, lr_schedule="cosine")  # the VAE budget recipe
-GUIDANCE = [0.0, 1.0, 3.0, 5.0]
+GUIDANCE = [0.0, 1.0, 3.0, 5.0, 8.0]
 BEGIN, END = "<!-- conditional:begin -->", "<!-- conditional:end -->"
 
 

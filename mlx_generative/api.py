@@ -114,8 +114,9 @@ def sample(
       - DDPM: runs the reverse diffusion chain from pure noise. ``sampler="ddpm"``
         takes all T steps with noise ``sigma`` ("beta" or "posterior"; default: the
         run's); ``sampler="ddim"`` takes ``steps`` of them (default all) with DDIM
-        noise ``eta`` (default 0: deterministic given the seed). Both default to the
-        run's ``--sampler`` / ``--sample-steps`` (plain DDPM unless it was trained with them).
+        noise ``eta`` (0: deterministic given the seed). All three default to the
+        run's ``--sampler`` / ``--sample-steps`` / ``--sample-eta`` (plain DDPM unless it was
+        trained with them; eta 0).
       - AE: an autoencoder has no prior; we decode draws from a Gaussian fitted
         to the codes of its training images (stored in the run's
         extras.safetensors). Compare with the VAE, whose prior is part of the model.

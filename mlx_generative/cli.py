@@ -72,6 +72,11 @@ def _train_parser() -> argparse.ArgumentParser:
                    "bin/sample or bin/eval say otherwise: ddpm (all T steps, the default) or ddim")
     m.add_argument("--sample-steps", type=int, help="ddpm --sampler ddim: reverse steps per sample "
                    "(default all T); e.g. --T 1000 --sampler ddim --sample-steps 50")
+    m.add_argument("--sample-eta", type=float, help="ddpm --sampler ddim: noise added at each reverse "
+                   "step, 0 deterministic (the default) to 1 as much as DDPM; more noise corrects more "
+                   "of the network's mistakes")
+    m.add_argument("--attention", action="store_true", help="ddpm: add a self-attention layer at the "
+                   "UNet's 7x7 middle, so every pixel sees the whole digit (about 7%% slower per step)")
     m.add_argument("--schedule", choices=SCHEDULES, help="ddpm: noise schedule (default linear)")
     m.add_argument("--sigma", choices=SIGMAS, help="ddpm: reverse-step noise: the guide's "
                    "sqrt(beta_t), or the posterior's sqrt(beta~_t), which leaves far less noise at small T "

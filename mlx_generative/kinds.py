@@ -186,7 +186,7 @@ class VAEKind(Kind):
 
 class DDPMKind(Kind):
     def model_args(self, opts):
-        return UNetArgs(num_classes=NUM_CLASSES if opts.conditional else 0)
+        return UNetArgs(num_classes=NUM_CLASSES if opts.conditional else 0, attention=opts.attention)
 
     def extra_config(self, opts):
         return {"diffusion": {"T": opts.T, "schedule": opts.schedule, "sigma": opts.sigma}}
@@ -224,11 +224,12 @@ class DDPMKind(Kind):
 
     def sample(
         self, model, config: dict, extras: dict, n: int, key: mx.array, trajectory: bool = False,
-        sigma: str | None = None, sampler: str | None = None, steps: int | None = None, eta: float = 0.0,
+        sigma: str | None = None, sampler: str | None = None, steps: int | None = None, eta: float | None = None,
         labels: np.ndarray | None = None, guidance: float | None = None,
     ):
         """Reverse diffusion: "ddpm" (all T steps, ``sigma`` noise) or "ddim" (``steps`` of them, ``eta``).
-        ``sampler`` and ``steps`` default to the run's (``--sampler``, ``--sample-steps``).
+        ``sampler``, ``steps`` and ``eta`` default to the run's (``--sampler``, ``--sample-steps``,
+        ``--sample-eta``; eta 0 when the run has none).
 
         A conditional model draws each sample's ``labels`` with classifier-free guidance
         weight ``guidance`` (default: the run's).
@@ -240,6 +241,8 @@ class DDPMKind(Kind):
         sampler = sampler or self.default_sampler(config)
         if sampler == "ddim" and steps is None:
             steps = config["train"].get("sample_steps")
+        if sampler == "ddim" and eta is None:
+            eta = config["train"].get("sample_eta") or 0.0
         keys = mx.random.split(key, (n + EVAL_BATCH - 1) // EVAL_BATCH)
         # The weights are fixed while sampling: one compiled graph per batch shape fuses the
         # UNet's elementwise work (its SiLUs, norms, biases) across all T calls.

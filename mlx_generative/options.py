@@ -24,6 +24,8 @@ KIND_ONLY = {
     "guidance": ("ddpm",),
     "sampler": ("ddpm",),
     "sample_steps": ("ddpm",),
+    "sample_eta": ("ddpm",),
+    "attention": ("ddpm",),
 }
 
 
@@ -83,6 +85,8 @@ class TrainOptions:
     # model is trained as cheaply as a T = 6 one, but sampling it needs DDIM's shortcut.
     sampler: str = "ddpm"
     sample_steps: int | None = None
+    sample_eta: float | None = None  # ddpm --sampler ddim: DDIM noise, 0 deterministic (default) to 1
+    attention: bool = False  # ddpm: a self-attention layer in the UNet's middle (models/unet.py)
     dataset: str = "mnist"
     data_dir: str | None = None
     limit_train: int | None = None  # use only the first N training images
@@ -158,6 +162,9 @@ class TrainOptions:
         if self.sample_steps is not None and self.sampler != "ddim":
             raise UsageError("--sample-steps applies to --sampler ddim (DDPM always takes all T steps)")
         need(self.sample_steps is None or self.sample_steps >= 1, "sample-steps", ">= 1", self.sample_steps)
+        if self.sample_eta is not None and self.sampler != "ddim":
+            raise UsageError("--sample-eta applies to --sampler ddim (DDPM's noise is --sigma)")
+        need(self.sample_eta is None or self.sample_eta >= 0, "sample-eta", ">= 0", self.sample_eta)
         need(self.limit_train is None or self.limit_train >= 1, "limit-train", ">= 1", self.limit_train)
         need(self.log_every >= 1, "log-every", ">= 1", self.log_every)
         need(self.eval_every >= 0, "eval-every", ">= 0", self.eval_every)

@@ -31,7 +31,7 @@ NOT_SWEPT = ("out", "name", "progress", "data_dir", "log_every", "eval_every", "
              "shards")
 # Options that change only how a trained model samples: runs that differ in nothing else
 # share one training (the first trains; the others copy its weights and sample their way).
-SAMPLING_ONLY = ("guidance", "sampler", "sample_steps")
+SAMPLING_ONLY = ("guidance", "sampler", "sample_steps", "sample_eta")
 
 
 @dataclass

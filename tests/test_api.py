@@ -271,7 +271,20 @@ def test_a_run_trained_with_a_ddim_sampler_samples_that_way_by_default(tmp_path)
     np.testing.assert_array_equal(mg.sample(reloaded, n=4), default)
 
 
+def test_a_run_with_a_sample_eta_draws_with_that_noise_by_default(tmp_path):
+    run = mg.train("ddpm", out=str(tmp_path), name="eta", verbose=False,
+                   **dict(TINY, T=20, sampler="ddim", sample_steps=4, sample_eta=1.0))
+    assert run.config["train"]["sample_eta"] == 1.0
+    default = mg.sample(run, n=4)
+    np.testing.assert_array_equal(default, mg.sample(run, n=4, eta=1.0))
+    assert not np.array_equal(default, mg.sample(run, n=4, eta=0.0))
+    np.testing.assert_array_equal(mg.sample(mg.load(run.run_dir), n=4), default)
+
+
 @pytest.mark.parametrize("kind, overrides, message", [
+    ("ddpm", dict(sample_eta=0.5), "--sample-eta applies to --sampler ddim"),
+    ("ddpm", dict(sampler="ddim", sample_eta=-1.0), "--sample-eta must be >= 0"),
+    ("vae", dict(attention=True), "--attention applies to ddpm only"),
     ("ddpm", dict(sample_steps=4), "--sample-steps applies to --sampler ddim"),
     ("ddpm", dict(sampler="ddim", sample_steps=0), "--sample-steps must be >= 1"),
     ("ddpm", dict(sampler="plms"), "--sampler must be ddpm or ddim"),
@@ -284,6 +297,6 @@ def test_bad_sampler_settings_are_refused(tmp_path, capsys, kind, overrides, mes
         return  # the CLI's argparse names the choices itself
     args = ["train", kind, "--out", str(tmp_path), "--no-progress", "--steps", "1"]
     for key, value in overrides.items():
-        args += [f"--{key.replace('_', '-')}", str(value)]
+        args += [f"--{key.replace('_', '-')}"] + ([] if value is True else [str(value)])
     assert cli_main(args) != 0
     assert message in capsys.readouterr().err
