@@ -4,11 +4,11 @@ Trains a conditional VAE and a conditional DDPM (within 15 minutes of training o
 2-core machine) on the shipped MNIST sample, then asks each for every class equally often
 and lets the project's classifier judge: accuracy against the requested labels, per class
 and overall, and Frechet distances overall and within each class. The DDPM is sampled at
-classifier-free guidance w = 0, 1, 3, 5, 8 through `bin/sweep` (one training, four sampling
+classifier-free guidance w = 0, 1, 3, 5, 8 through `bin/sweep` (one training, five sampling
 runs), so report.html shows each weight's grid beside the table. Writes the tables into
 benchmarks/RESULTS.md.
 
-    uv run python benchmarks/conditional.py                 # ~25 minutes here
+    uv run python benchmarks/conditional.py                 # ~35 minutes here
     uv run python benchmarks/conditional.py --n-samples 10000
 
 Runs live under --out (default outputs/conditional); finished runs are not retrained.
