@@ -76,7 +76,7 @@ def _train_parser() -> argparse.ArgumentParser:
                    "step, 0 deterministic (the default) to 1 as much as DDPM; more noise corrects more "
                    "of the network's mistakes")
     m.add_argument("--attention", action="store_true", help="ddpm: add a self-attention layer at the "
-                   "UNet's 7x7 middle, so every pixel sees the whole digit (about 7%% slower per step)")
+                   "UNet's 7x7 middle, so each position reads every other directly (about 7%% slower per step)")
     m.add_argument("--schedule", choices=SCHEDULES, help="ddpm: noise schedule (default linear)")
     m.add_argument("--sigma", choices=SIGMAS, help="ddpm: reverse-step noise: the guide's "
                    "sqrt(beta_t), or the posterior's sqrt(beta~_t), which leaves far less noise at small T "

@@ -239,10 +239,9 @@ class DDPMKind(Kind):
         if guidance is None:
             guidance = config["train"].get("guidance") or 0.0
         sampler = sampler or self.default_sampler(config)
-        if sampler == "ddim" and steps is None:
-            steps = config["train"].get("sample_steps")
-        if sampler == "ddim" and eta is None:
-            eta = config["train"].get("sample_eta") or 0.0
+        if sampler == "ddim":  # the run's DDIM settings fill what the call left out
+            steps = config["train"].get("sample_steps") if steps is None else steps
+            eta = (config["train"].get("sample_eta") or 0.0) if eta is None else eta
         keys = mx.random.split(key, (n + EVAL_BATCH - 1) // EVAL_BATCH)
         # The weights are fixed while sampling: one compiled graph per batch shape fuses the
         # UNet's elementwise work (its SiLUs, norms, biases) across all T calls.
