@@ -54,6 +54,9 @@ def _train_parser() -> argparse.ArgumentParser:
                    "(its saved settings are used; --steps may be raised)")
     m = p.add_argument_group("model")
     m.add_argument("--latent-dim", type=int, help="ae/vae latent size (default: ae 64, vae 32)")
+    m.add_argument("--channels", type=int, help="ae/vae: convolution channels after the first "
+                   "downsampling; the second has twice as many (default 32, then 64). Wider fits "
+                   "better and costs step time")
     m.add_argument("--loss", choices=["mse", "bce"], help="ae: reconstruction loss (default mse)")
     m.add_argument("--warmup-steps", type=int, help="vae: steps over which the KL weight rises "
                    "linearly from 0 to --beta-max (default 200)")

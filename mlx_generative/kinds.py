@@ -102,9 +102,14 @@ class Kind:
         """Raise CheckpointError if a loaded config lacks what this kind needs to sample."""
 
 
+def conv_widths(opts: TrainOptions) -> dict:
+    """--channels C as the AE/VAE's (C, 2C), or nothing for the model's default."""
+    return {} if opts.channels is None else {"channels": (opts.channels, 2 * opts.channels)}
+
+
 class AEKind(Kind):
     def model_args(self, opts):
-        return AEArgs(latent_dim=opts.latent_dim)
+        return AEArgs(latent_dim=opts.latent_dim, **conv_widths(opts))
 
     def loss_fn(self, config: dict):
         return partial(ae_loss, loss=config["train"]["loss"])
@@ -141,7 +146,9 @@ class AEKind(Kind):
 
 class VAEKind(Kind):
     def model_args(self, opts):
-        return VAEArgs(latent_dim=opts.latent_dim, num_classes=NUM_CLASSES if opts.conditional else 0)
+        return VAEArgs(
+            latent_dim=opts.latent_dim, num_classes=NUM_CLASSES if opts.conditional else 0, **conv_widths(opts)
+        )
 
     def loss_fn(self, config: dict):
         return vae_loss

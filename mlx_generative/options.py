@@ -13,6 +13,7 @@ KIND_NAMES = ("ae", "vae", "ddpm", "classifier")
 # Flags that only some model families read: giving them to another is a mistake worth naming.
 KIND_ONLY = {
     "loss": ("ae",),
+    "channels": ("ae", "vae"),
     "warmup_steps": ("vae",),
     "beta_max": ("vae",),
     "binarize": ("vae",),
@@ -67,6 +68,9 @@ class TrainOptions:
     lr_schedule: str | None = None  # constant, or cosine decay to 1% of lr over the run (classifier)
     seed: int = 0
     latent_dim: int | None = None  # ae 64, vae 32
+    # ae/vae: convolution channels after the first downsampling; the second has twice as many.
+    # None: the guide's 32 (then 64).
+    channels: int | None = None
     loss: str = "mse"  # ae reconstruction loss: mse or bce
     warmup_steps: int = 200  # vae: KL weight rises linearly to beta_max over these steps
     beta_max: float = 1.0  # vae: final KL weight (1 = the true ELBO)
@@ -146,6 +150,7 @@ class TrainOptions:
         need(self.lr > 0, "lr", "> 0", self.lr)
         need(self.lr_schedule in LR_SCHEDULES, "lr-schedule", " or ".join(LR_SCHEDULES), self.lr_schedule)
         need(self.latent_dim is None or self.latent_dim >= 1, "latent-dim", ">= 1", self.latent_dim)
+        need(self.channels is None or self.channels >= 1, "channels", ">= 1", self.channels)
         need(self.loss in ("mse", "bce"), "loss", "mse or bce", self.loss)
         need(self.warmup_steps >= 0, "warmup-steps", ">= 0", self.warmup_steps)
         need(self.beta_max > 0, "beta-max", "> 0", self.beta_max)

@@ -281,7 +281,21 @@ def test_a_run_with_a_sample_eta_draws_with_that_noise_by_default(tmp_path):
     np.testing.assert_array_equal(mg.sample(mg.load(run.run_dir), n=4), default)
 
 
+@pytest.mark.parametrize("kind", ["ae", "vae"])
+def test_channels_set_the_conv_widths_and_survive_reload(tmp_path, kind):
+    run = mg.train(kind, out=str(tmp_path), name=kind, verbose=False, channels=8, **TINY)
+    saved = json.loads((run.run_dir / "config.json").read_text())
+    assert saved["model"]["channels"] == [8, 16] and saved["train"]["channels"] == 8
+    encoder = run.model.encoder
+    assert encoder.down1.weight.shape[0] == 8 and encoder.down2.weight.shape == (16, 3, 3, 8)
+    reloaded = mg.load(run.run_dir)
+    assert reloaded.model.encoder.down2.weight.shape == (16, 3, 3, 8)
+    np.testing.assert_array_equal(mg.sample(reloaded, n=4), mg.sample(run, n=4))
+
+
 @pytest.mark.parametrize("kind, overrides, message", [
+    ("ddpm", dict(channels=16), "--channels applies to ae and vae only"),
+    ("vae", dict(channels=0), "--channels must be >= 1"),
     ("ddpm", dict(sample_eta=0.5), "--sample-eta applies to --sampler ddim"),
     ("ddpm", dict(sampler="ddim", sample_eta=-1.0), "--sample-eta must be >= 0"),
     ("vae", dict(attention=True), "--attention applies to ddpm only"),
