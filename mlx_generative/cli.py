@@ -44,7 +44,7 @@ def _train_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, help="seeds weights, data order and noise (default 0)")
     g.add_argument("--clip-grad-norm", type=float, help="clip the global gradient norm to this value")
     g.add_argument("--ema-decay", type=float, help="keep an exponential moving average of the weights "
-                   "(e.g. 0.995) and save/sample/evaluate it (default 0: off)")
+                   "and save/sample/evaluate it (default: ddpm 0.995; others 0, off)")
     g.add_argument("--ranks", type=int, metavar="N", help="data-parallel over N processes on this machine: "
                    "starts `mlx.launch -n N` (ring backend, free local ports) for you; --batch-size is per "
                    "process, the global batch N times it (see the README for several machines)")
@@ -80,7 +80,7 @@ def _train_parser() -> argparse.ArgumentParser:
                    "of the network's mistakes")
     m.add_argument("--attention", action="store_true", help="ddpm: add a self-attention layer at the "
                    "UNet's 7x7 middle, so each position reads every other directly (about 7%% slower per step)")
-    m.add_argument("--schedule", choices=SCHEDULES, help="ddpm: noise schedule (default linear)")
+    m.add_argument("--schedule", choices=SCHEDULES, help="ddpm: noise schedule (default cosine; the guide's is linear)")
     m.add_argument("--sigma", choices=SIGMAS, help="ddpm: reverse-step noise: the guide's "
                    "sqrt(beta_t), or the posterior's sqrt(beta~_t), which leaves far less noise at small T "
                    "(default posterior)")

@@ -291,7 +291,7 @@ def test_single_run_report_of_a_ddpm(ddpm_run):
     assert page.rows == 2
     lines = md_path.read_text().splitlines()
     assert "| T | schedule | sigma | steps | lr | held-out eps-MSE | train time (s) |" in lines
-    assert any(line.startswith("| 3 | linear | posterior | 4 | 0.004 | ") for line in lines)
+    assert any(line.startswith("| 3 | cosine | posterior | 4 | 0.004 | ") for line in lines)
 
 
 # ---- the command line -----------------------------------------------------------------
