@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import mlx_generative as mg  # noqa: E402
-from mlx_generative import checkpoint  # noqa: E402
+from mlx_generative.training import checkpoint  # noqa: E402
 from results_file import train_seconds, write_section  # noqa: E402  (beside this script)
 
 # The conditional DDPM: T = 1000 with the cosine schedule (training costs the same at any T;

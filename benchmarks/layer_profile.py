@@ -22,10 +22,10 @@ import mlx_generative  # noqa: E402,F401  (loads the fast BLAS before mlx.core)
 import mlx.core as mx  # noqa: E402
 import mlx.nn as nn  # noqa: E402
 
-from mlx_generative.activations import silu  # noqa: E402
-from mlx_generative.conv import Conv2d  # noqa: E402
-from mlx_generative.layers import Down, Up  # noqa: E402
-from mlx_generative.models.unet import ResBlock  # noqa: E402
+from mlx_generative.families.ddpm.unet import ResBlock  # noqa: E402
+from mlx_generative.nn.activations import silu  # noqa: E402
+from mlx_generative.nn.conv import Conv2d  # noqa: E402
+from mlx_generative.nn.layers import Down, Up  # noqa: E402
 
 
 class _Fn(nn.Module):

@@ -37,7 +37,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="Time single MLX operations at the models' shapes.")
     p.add_argument("--batch", type=int, default=128)
     args = p.parse_args(argv)
-    print(f"MLX {mx.__version__}, {mlx_generative._blas.status().describe()}, batch {args.batch}\n")
+    print(f"MLX {mx.__version__}, {mlx_generative.runtime.blas.status().describe()}, batch {args.batch}\n")
     print("| shape | operation | ms |")
     print("|---|---|---|")
     for size, c in ((28, 32), (14, 64)):

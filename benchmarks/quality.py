@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import mlx_generative as mg  # noqa: E402
-from mlx_generative import checkpoint, evaluation  # noqa: E402
+from mlx_generative.evaluation import evaluate as evaluation  # noqa: E402
+from mlx_generative.training import checkpoint  # noqa: E402
 from results_file import train_seconds, write_section  # noqa: E402  (beside this script)
 
 # The guide's three commands, and step counts that fit in 10 minutes on this 2-core

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mlx_generative import checkpoint
+from mlx_generative.training import checkpoint
 
 
 def train_seconds(run_dir: Path) -> float | None:

@@ -34,12 +34,15 @@ import mlx.optimizers as optim  # noqa: E402
 import numpy as np  # noqa: E402
 from mlx.utils import tree_flatten  # noqa: E402
 
-from mlx_generative import parallel  # noqa: E402
-from mlx_generative.diffusion import Schedule, ddpm_sample  # noqa: E402
-from mlx_generative.info import gemm_gflops  # noqa: E402
-from mlx_generative.losses import ae_loss, ddpm_loss, vae_loss  # noqa: E402
-from mlx_generative.models import AE, VAE, AEArgs, TinyUNet, UNetArgs, VAEArgs  # noqa: E402
-from mlx_generative.trainer import make_train_step  # noqa: E402
+from mlx_generative.families.ae import AE, AEArgs, ae_loss  # noqa: E402
+from mlx_generative.families.ddpm.family import ddpm_loss  # noqa: E402
+from mlx_generative.families.ddpm.samplers import DDPMSampler, sample_loop  # noqa: E402
+from mlx_generative.families.ddpm.schedule import Schedule  # noqa: E402
+from mlx_generative.families.ddpm.unet import TinyUNet, UNetArgs  # noqa: E402
+from mlx_generative.families.vae import VAE, VAEArgs, vae_loss  # noqa: E402
+from mlx_generative.runtime import blas, parallel  # noqa: E402
+from mlx_generative.runtime.info import gemm_gflops  # noqa: E402
+from mlx_generative.training.trainer import make_train_step  # noqa: E402
 
 try:
     import torch
@@ -232,11 +235,11 @@ def sampling_cases(T: int, n: int, shards: int):
     model = TinyUNet(UNetArgs())
     sched = Schedule.create(T)
 
-    denoise = parallel.sharded_map(mx.compile(model), shards)  # as kinds.DDPMKind.sample does
+    denoise = parallel.sharded_map(mx.compile(model), shards)  # as the DDPM family's sample() does
 
     def ours():
         with parallel.blas_threads_for(shards):
-            mx.eval(ddpm_sample(denoise, sched, (n, 28, 28, 1), mx.random.key(0)))
+            mx.eval(sample_loop(denoise, DDPMSampler(sched, "beta"), (n, 28, 28, 1), mx.random.key(0)))
 
     cases = {"mlx": ours}
     if torch is not None:
@@ -278,7 +281,7 @@ def main(argv=None) -> int:
     peak = gemm_gflops(seconds=2.0)  # before the BLAS goes to one thread per shard
     parallel.keep_freed_buffers()  # as the trainer does
     report = {"machine": {"cpus": os.cpu_count(), "mlx": mx.__version__, "torch": torch.__version__,
-                          "blas": mlx_generative._blas.status().describe(), "gemm_peak_gflops": round(peak, 1)},
+                          "blas": blas.status().describe(), "gemm_peak_gflops": round(peak, 1)},
               "train": [], "sampling": []}
     rng = np.random.default_rng(0)
     for batch in [int(b) for b in args.batch_sizes.split(",") if b]:

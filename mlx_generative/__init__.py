@@ -7,52 +7,36 @@
     figures = mg.evaluate(run)             # held-out -ELBO, IWAE, Frechet distance, ...
     mg.sweep("ae", {"latent_dim": [16, 64]})  # one run each, then report.html beside them
     fig = mg.plots.latent_map([ae_run, vae_run])  # matplotlib figures (the `viz` extra)
+
+Each model family has one home: families/ae.py, families/vae.py, families/ddpm/.
 """
 
-# Must run before anything imports mlx.core: see _blas.py, and parallel.py for the
-# breadth-first dispatch width that lets a batch's shards run side by side.
+# Must run before anything imports mlx.core: see runtime/blas.py, and runtime/parallel.py for
+# the breadth-first dispatch width that lets a batch's shards run side by side.
 import os
 
 os.environ.setdefault("MLX_BFS_MAX_WIDTH", "1000")
 
-from . import _blas  # noqa: E402
+from .runtime import blas  # noqa: E402
 
-_blas.status()
+blas.status()
 
-from . import plots  # noqa: E402
-from .api import (  # noqa: E402
+from .api import (  # noqa: E402,F401  (the public API, re-exported)
     Run,
+    TrainOptions,
+    __all__,
     __version__,
     denoising_trajectory,
     encode,
+    evaluate,
     interpolate,
     load,
+    load_dataset,
+    plots,
     reconstruct,
+    report,
     sample,
+    save_grid,
+    sweep,
     train,
 )
-from .datasets import load_dataset  # noqa: E402
-from .evaluation import evaluate  # noqa: E402
-from .images import save_grid  # noqa: E402
-from .options import TrainOptions  # noqa: E402
-from .reports import report  # noqa: E402
-from .sweeps import sweep  # noqa: E402
-
-__all__ = [
-    "train",
-    "load",
-    "sample",
-    "reconstruct",
-    "encode",
-    "denoising_trajectory",
-    "interpolate",
-    "evaluate",
-    "sweep",
-    "report",
-    "plots",
-    "save_grid",
-    "load_dataset",
-    "Run",
-    "TrainOptions",
-    "__version__",
-]

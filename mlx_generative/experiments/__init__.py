@@ -1,0 +1,1 @@
+"""Learning by tweaking: sweeps over settings, the figures, and the reports that show them."""

@@ -1,0 +1,232 @@
+"""The DDPM family: what is learned, what is measured held out, and how it samples.
+
+    training   t ~ U{0..T-1}, eps ~ N(0, I), x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps
+               L = E_{t, eps} ||eps_theta(x_t, t) - eps||^2                           (``ddpm_loss``)
+    held out   the same MSE, every timestep equally represented, fixed noise      (``DDPMFamily.heldout``)
+    sampling   x_T ~ N(0, I), then the sampler's reverse steps down to x_0        (``DDPMFamily.sample``)
+
+The pieces it is made of: ``unet.py`` (eps_theta), ``schedule.py`` (the betas and
+q(x_t | x_0)), ``samplers.py`` (DDPM and DDIM steps, one loop, guidance).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import mlx.core as mx
+import numpy as np
+
+from ...errors import UsageError
+from ...runtime import parallel
+from ..base import (
+    CONDITIONAL,
+    EVAL_BATCH,
+    EVAL_SEED,
+    NUM_CLASSES,
+    SAMPLING,
+    Family,
+    Metric,
+    Option,
+    at_least,
+    chunks,
+    images_and_labels,
+    in_range,
+    labels_chunk,
+    weighted_means,
+)
+from .samplers import SAMPLERS, SIGMAS, DDIMSampler, DDPMSampler, classifier_free_guidance, sample_loop
+from .schedule import SCHEDULES, Schedule
+from .unet import TinyUNet, UNetArgs
+
+# ---- settings -----------------------------------------------------------------------
+
+T = Option("T", int, 6, "number of diffusion steps", check=at_least(1))
+SCHEDULE = Option("schedule", str, "cosine", "noise schedule (the guide's is linear)", choices=SCHEDULES)
+SIGMA = Option(
+    "sigma", str, "posterior", "reverse-step noise: the guide's sqrt(beta_t), or the posterior's "
+    "sqrt(beta~_t), which leaves far less noise at small T", choices=SIGMAS, sweep=SAMPLING,
+)
+SAMPLER = Option(
+    "sampler", str, "ddpm", "how this run's samples are drawn unless bin/sample or bin/eval say "
+    "otherwise: ddpm (all T steps) or ddim", choices=SAMPLERS, sweep=SAMPLING,
+)
+SAMPLE_STEPS = Option(
+    "sample_steps", int, None, "--sampler ddim: reverse steps per sample; e.g. --T 1000 --sampler ddim "
+    "--sample-steps 50", check=at_least(1), sweep=SAMPLING, default_text="all T",
+)
+SAMPLE_ETA = Option(
+    "sample_eta", float, None, "--sampler ddim: noise added at each reverse step, 0 deterministic to 1 as "
+    "much as DDPM; more noise corrects more of the network's mistakes", check=at_least(0), sweep=SAMPLING,
+    default_text="0",
+)
+ATTENTION = Option("attention", bool, False, "add a self-attention layer at the UNet's 7x7 middle, so each "
+                   "position reads every other directly (about 7% slower per step)")
+LABEL_DROPOUT = Option(
+    "label_dropout", float, None, "--conditional: probability of training an image with no label, so the "
+    "one network learns the unconditional noise that classifier-free guidance needs",
+    check=in_range(0, 1), default_text="0.1",
+)
+GUIDANCE = Option(
+    "guidance", float, None, "--conditional: classifier-free guidance weight w that samples use by "
+    "default; 0 is plain conditional sampling", check=at_least(0), sweep=SAMPLING, default_text="3",
+)
+# Conditional runs: label dropout as in Ho & Salimans 2022, and the guidance weight samples use.
+CONDITIONAL_DEFAULTS = {"label_dropout": 0.1, "guidance": 3.0}
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How a run draws samples: its recorded choices, with one call's overrides."""
+
+    sampler: str = "ddpm"  # "ddpm": all T steps; "ddim": `steps` of them
+    sigma: str = "posterior"  # the DDPM sampler's reverse-step noise
+    steps: int | None = None  # DDIM: reverse steps (None: all T)
+    eta: float = 0.0  # DDIM: 0 deterministic .. 1 as noisy as DDPM
+    guidance: float = 0.0  # classifier-free guidance weight w (conditional runs)
+
+    def sampler_for(self, schedule: Schedule) -> DDPMSampler | DDIMSampler:
+        if self.sampler == "ddim":
+            return DDIMSampler(schedule, self.steps, self.eta)
+        return DDPMSampler(schedule, self.sigma)
+
+
+# What sample() takes beyond n, seed and labels (bin/sample's and bin/eval's flags).
+SAMPLING_OPTIONS = (
+    Option("sampler", str, None, "ddpm (all T steps) or ddim (--steps of them)", choices=SAMPLERS,
+           default_text="the run's"),
+    Option("steps", int, None, "ddim: number of sampling steps", check=at_least(1),
+           default_text="the run's --sample-steps, else all T"),
+    Option("eta", float, None, "ddim: noise scale, 0 deterministic", check=at_least(0),
+           default_text="the run's --sample-eta, else 0"),
+    Option("sigma", str, None, "ddpm: reverse-step noise", choices=SIGMAS, default_text="the run's"),
+    Option("guidance", float, None, "conditional ddpm: classifier-free guidance weight", check=at_least(0),
+           default_text="the run's"),
+)
+
+
+# ---- the objective ------------------------------------------------------------------
+
+
+def ddpm_loss(model: TinyUNet, batch, scalars: dict, schedule: Schedule, label_dropout: float = 0.0):
+    """Epsilon-prediction MSE at a uniformly drawn timestep (Ho et al. 2020, Algorithm 1).
+
+    ``batch``: images, or (images, labels) for a conditional model. Each label is
+    replaced by the model's null label with probability ``label_dropout``, so the one
+    network also learns the unconditional noise that classifier-free guidance
+    subtracts (Ho & Salimans 2022, https://arxiv.org/abs/2207.12598, Algorithm 1).
+    """
+    x0, y = images_and_labels(batch)
+    t = mx.random.randint(0, schedule.T, (x0.shape[0],))  # t ~ U{0..T-1}
+    noise = mx.random.normal(x0.shape)  # eps ~ N(0, I)
+    x_t = schedule.add_noise(x0, noise, t)
+    if y is not None and label_dropout > 0:
+        dropped = mx.random.uniform(shape=y.shape) < label_dropout
+        y = mx.where(dropped, model.null_label, y)
+    mse = mx.mean((model(x_t, t, y) - noise) ** 2)  # ||eps_theta(x_t, t) - eps||^2
+    return mse, {"mse": mse}
+
+
+# ---- the family ---------------------------------------------------------------------
+
+
+class DDPMFamily(Family):
+    name, title = "ddpm", "DDPM"
+    args_cls, model_cls = UNetArgs, TinyUNet
+    scale = "symmetric"  # diffusion runs on pixels in [-1, 1], where x_T ~ N(0, I) is centred
+    options = (T, SCHEDULE, SIGMA, SAMPLER, SAMPLE_STEPS, SAMPLE_ETA, ATTENTION, CONDITIONAL, LABEL_DROPOUT,
+               GUIDANCE)
+    # The guide's 800 steps; the learning rate and the EMA of the weights are measured
+    # (benchmarks/RESULTS.md).
+    defaults = {"steps": 800, "lr": 4e-3, "lr_schedule": "constant", "ema_decay": 0.995}
+    sampling_options = SAMPLING_OPTIONS
+    heldout_metrics = (Metric("mse", "eps-MSE (noise prediction)", "eps-MSE"),)
+    key_settings = ("T", "schedule", "sigma", "conditional", "guidance", "steps", "lr")
+    task_settings = ("T",)  # an eps-MSE at another T is another task (other noise levels)
+    denoises = True
+    guide_grid = "ddpm_grid.png"
+
+    def model_args(self, opts) -> UNetArgs:
+        return UNetArgs(num_classes=NUM_CLASSES if opts.conditional else 0, attention=opts.attention)
+
+    def check_options(self, opts) -> None:
+        for option in (LABEL_DROPOUT, GUIDANCE):
+            if getattr(opts, option.name) is not None and not opts.conditional:
+                raise UsageError(f"{option.cli_flag} applies to conditional models: add --conditional")
+        if opts.sample_steps is not None and opts.sampler != "ddim":
+            raise UsageError("--sample-steps applies to --sampler ddim (DDPM always takes all T steps)")
+        if opts.sample_eta is not None and opts.sampler != "ddim":
+            raise UsageError("--sample-eta applies to --sampler ddim (DDPM's noise is --sigma)")
+
+    def fill_defaults(self, opts) -> None:
+        super().fill_defaults(opts)
+        for name, value in CONDITIONAL_DEFAULTS.items():
+            if opts.conditional and getattr(opts, name) is None:
+                setattr(opts, name, value)
+
+    def describe(self, opts) -> str:
+        return f"T={opts.T}, {opts.schedule}"
+
+    @staticmethod
+    def schedule(opts) -> Schedule:
+        return Schedule.create(opts.T, opts.schedule)
+
+    def loss_fn(self, opts):
+        return partial(ddpm_loss, schedule=self.schedule(opts), label_dropout=opts.label_dropout or 0.0)
+
+    def heldout(self, model, x, opts, labels=None) -> dict:
+        """Epsilon-MSE with every timestep equally represented and fixed noise
+        (a conditional model's given the true labels)."""
+        schedule = self.schedule(opts)
+        labels = labels if self.is_conditional(opts) else None
+        parts = []
+        for a, b in chunks(len(x)):
+            x0 = mx.array(x[a:b])
+            t = mx.arange(a, b) % schedule.T
+            noise = mx.random.normal(x0.shape, key=mx.random.key(EVAL_SEED + a))
+            eps = model(schedule.add_noise(x0, noise, t), t, labels_chunk(labels, a, b))
+            parts.append((b - a, {"mse": mx.mean((eps - noise) ** 2)}))
+        return weighted_means(parts)
+
+    def sampling(self, opts, overrides: dict) -> Sampling:
+        """The run's --sampler, --sample-steps, --sample-eta, --sigma and --guidance, with a call's
+        ``overrides`` (sampler, steps, eta, sigma, guidance; each value already range-checked)."""
+        sampler = overrides.get("sampler", opts.sampler)
+        if ("steps" in overrides or "eta" in overrides) and sampler != "ddim":
+            raise UsageError("steps and eta apply to sampler='ddim' only (DDPM always takes all T steps)")
+        if "guidance" in overrides and not self.is_conditional(opts):
+            raise UsageError("guidance applies to ddpm runs trained with --conditional, not this unconditional ddpm run")
+        ddim = sampler == "ddim"  # the run's DDIM settings fill what the call left out
+        return Sampling(
+            sampler=sampler,
+            sigma=overrides.get("sigma", opts.sigma),
+            steps=overrides.get("steps", opts.sample_steps) if ddim else None,
+            eta=overrides.get("eta", opts.sample_eta or 0.0) if ddim else 0.0,
+            guidance=overrides.get("guidance", opts.guidance or 0.0),
+        )
+
+    def sample(self, model, opts, extras, n, key, labels=None, settings=None, trajectory=False) -> np.ndarray:
+        """Reverse diffusion from x_T ~ N(0, I) with the settings' sampler; a conditional model
+        draws each sample's label with classifier-free guidance."""
+        settings = settings or self.sampling(opts, {})
+        sampler = settings.sampler_for(self.schedule(opts))
+        image_shape = (model.args.image_size, model.args.image_size, model.args.in_channels)
+        keys = mx.random.split(key, (n + EVAL_BATCH - 1) // EVAL_BATCH)
+        # The weights are fixed while sampling: one compiled graph per batch shape fuses the
+        # UNet's elementwise work across all the steps; each part of a batch runs on its own core.
+        shards = parallel.default_shards(min(n, EVAL_BATCH))
+        network = parallel.sharded_map(mx.compile(model), shards)
+        out = []
+        with parallel.blas_threads_for(shards):
+            for i, (a, b) in enumerate(chunks(n)):
+                denoise = network
+                if labels is not None:
+                    denoise = classifier_free_guidance(
+                        network, labels_chunk(labels, a, b), model.null_label, settings.guidance)
+                states = sample_loop(denoise, sampler, (b - a, *image_shape), keys[i], trajectory=True)
+                states = [np.array((s + 1.0) / 2.0) for s in states]  # [-1, 1] -> [0, 1]
+                out.append(np.stack(states, axis=1) if trajectory else states[-1])
+        return np.concatenate(out)
+
+
+FAMILY = DDPMFamily()

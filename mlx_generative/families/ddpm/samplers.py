@@ -1,0 +1,147 @@
+"""The reverse process: samplers that turn noise x_T into a sample x_0.
+
+Every sampler has the same two methods, like diffusers' schedulers:
+  - ``timesteps()``: the t it visits, from the noisiest down to 0;
+  - ``step(eps, t, x_t, noise)``: one reverse step from x_t, given the network's noise
+    prediction eps and fresh Gaussian ``noise`` (None at the last step, or when the
+    sampler adds none).
+``sample_loop`` is the one loop they share. A sampler needs only a callable
+``denoise(x_t, t) -> eps``; classifier-free guidance wraps that callable, not the loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import mlx.core as mx
+import numpy as np
+
+from .schedule import Schedule
+
+SAMPLERS = ("ddpm", "ddim")
+# Ho et al. (sec. 3.2) give two reverse-step variances: sigma_t^2 = beta_t (the guide's) and
+# the posterior's beta~_t. They agree at T = 1000; with a handful of large betas, beta_t injects
+# more noise than the following steps can remove (benchmarks/RESULTS.md).
+SIGMAS = ("beta", "posterior")
+
+Denoiser = Callable[[mx.array, mx.array], mx.array]
+
+
+class DDPMSampler:
+    """Ancestral sampling over all T steps (Ho et al. 2020, Algorithm 2):
+
+        x_{t-1} = (x_t - (1 - alpha_t) / sqrt(1 - alpha_bar_t) * eps) / sqrt(alpha_t) + sigma_t z,
+
+    sigma_t = sqrt(beta_t) (``sigma="beta"``, the guide's) or sqrt(beta~_t) ("posterior"),
+    and no noise at the last step.
+    """
+
+    def __init__(self, schedule: Schedule, sigma: str = "posterior"):
+        if sigma not in SIGMAS:
+            raise ValueError(f"sigma must be one of {', '.join(SIGMAS)}, got {sigma!r}")
+        self.schedule, self.sigma = schedule, sigma
+        self.adds_noise = True
+
+    def timesteps(self) -> list[int]:
+        return list(reversed(range(self.schedule.T)))
+
+    def step(self, eps: mx.array, t: int, x_t: mx.array, noise: mx.array | None) -> mx.array:
+        s = self.schedule
+        coef = (1.0 - s.alphas[t]) / s.sqrt_one_minus_alphas_cumprod[t]
+        mean = (x_t - coef * eps) / mx.sqrt(s.alphas[t])
+        if t == 0 or noise is None:
+            return mean
+        variance = s.betas[t] if self.sigma == "beta" else s.posterior_variance[t]
+        return mean + mx.sqrt(variance) * noise  # + sigma_t z
+
+
+def ddim_timesteps(T: int, steps: int | None) -> list[int]:
+    """``steps`` indices out of 0..T-1, evenly spaced, always including both ends, descending."""
+    if steps is None or steps >= T:
+        return list(reversed(range(T)))
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    chosen = np.unique(np.round(np.linspace(0, T - 1, steps)).astype(int))
+    return [int(t) for t in chosen[::-1]]
+
+
+class DDIMSampler:
+    """DDIM (Song, Meng & Ermon 2020, eq. 12, https://arxiv.org/abs/2010.02502) over a
+    subsequence of ``steps`` of the T steps:
+
+        x0_hat = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t), clipped to [-1, 1]
+        sigma  = eta * sqrt((1 - alpha_bar_prev) / (1 - alpha_bar_t)) * sqrt(1 - alpha_bar_t / alpha_bar_prev)
+        x_prev = sqrt(alpha_bar_prev) x0_hat + sqrt(1 - alpha_bar_prev - sigma^2) eps + sigma z
+
+    eta = 0 is deterministic given x_T; eta = 1 over all T steps is DDPM with the posterior variance.
+    """
+
+    def __init__(self, schedule: Schedule, steps: int | None = None, eta: float = 0.0, clip_x0: bool = True):
+        self.schedule, self.eta, self.clip_x0 = schedule, eta, clip_x0
+        self._timesteps = ddim_timesteps(schedule.T, steps)
+        self._previous = dict(zip(self._timesteps, self._timesteps[1:]))  # t -> the next t visited
+        self.adds_noise = eta > 0
+
+    def timesteps(self) -> list[int]:
+        return list(self._timesteps)
+
+    def step(self, eps: mx.array, t: int, x_t: mx.array, noise: mx.array | None) -> mx.array:
+        ab = self.schedule.alphas_cumprod
+        ab_t = ab[t]
+        ab_prev = ab[self._previous[t]] if t in self._previous else mx.array(1.0)  # alpha_bar before t = 0 is 1
+        x0 = (x_t - mx.sqrt(1.0 - ab_t) * eps) / mx.sqrt(ab_t)
+        if self.clip_x0:
+            x0 = mx.clip(x0, -1.0, 1.0)
+            eps = (x_t - mx.sqrt(ab_t) * x0) / mx.sqrt(1.0 - ab_t)  # the noise consistent with the clipped x0
+        sigma = self.eta * mx.sqrt((1.0 - ab_prev) / (1.0 - ab_t) * (1.0 - ab_t / ab_prev))
+        x = mx.sqrt(ab_prev) * x0 + mx.sqrt(mx.maximum(1.0 - ab_prev - sigma**2, 0.0)) * eps
+        return x if noise is None else x + sigma * noise
+
+
+Sampler = DDPMSampler | DDIMSampler
+
+
+def sample_loop(
+    denoise: Denoiser, sampler: Sampler, shape: tuple[int, ...], key: mx.array, trajectory: bool = False,
+) -> mx.array | list[mx.array]:
+    """Run ``sampler`` from x_T ~ N(0, I); returns x_0 in [-1, 1], or with ``trajectory``
+    the list [x_T, ..., x_0] (x_0 clipped).
+
+    The noise of the step at t comes from key t + 1 of the split ``key``, whichever
+    sampler runs, so two samplers can be compared draw for draw.
+    """
+    keys = mx.random.split(key, sampler.schedule.T + 1)
+    x = mx.random.normal(shape, key=keys[0])
+    states = [x]
+    timesteps = sampler.timesteps()
+    for i, t in enumerate(timesteps):
+        eps = denoise(x, mx.full((shape[0],), t, dtype=mx.int32))
+        last = i + 1 == len(timesteps)
+        noise = mx.random.normal(shape, key=keys[t + 1]) if sampler.adds_noise and not last else None
+        x = sampler.step(eps, t, x, noise)
+        mx.eval(x)
+        states.append(x)
+    states[-1] = mx.clip(states[-1], -1.0, 1.0)
+    return states if trajectory else states[-1]
+
+
+def classifier_free_guidance(
+    denoise: Callable[[mx.array, mx.array, mx.array], mx.array], labels: mx.array, null_label: int, weight: float
+) -> Denoiser:
+    """The guided noise of Ho & Salimans 2022 (https://arxiv.org/abs/2207.12598), eq. 6:
+    eps = (1 + w) eps(x, t, y) - w eps(x, t, null).
+
+    ``denoise(x, t, y)`` is a conditional network trained with label dropout. w = 0 is
+    the plain conditional model; larger w trades diversity for images the label fits
+    better. Both predictions come from one pass over a doubled batch.
+    """
+    if weight == 0:
+        return lambda x, t: denoise(x, t, labels)
+    both_labels = mx.concatenate([labels, mx.full(labels.shape, null_label, dtype=labels.dtype)])
+
+    def guided(x: mx.array, t: mx.array) -> mx.array:
+        eps = denoise(mx.concatenate([x, x]), mx.concatenate([t, t]), both_labels)
+        conditional, unconditional = mx.split(eps, 2)
+        return (1.0 + weight) * conditional - weight * unconditional
+
+    return guided

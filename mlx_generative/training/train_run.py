@@ -1,0 +1,300 @@
+"""Train a run: from options to a finished run directory (``train``, the API's verb).
+
+``train`` reads top to bottom; each step it takes is one of the small functions
+below it. The family supplies the network, the loss, the held-out figures and the
+pictures' content; the trainer (trainer.py) knows no family at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import mlx.core as mx
+import mlx.nn as nn
+import mlx.optimizers as optim
+import numpy as np
+from mlx.utils import tree_flatten
+
+from ..console import Speaker
+from ..data.batches import BatchStream, to_model_input
+from ..data.datasets import Dataset, load_dataset
+from ..data.images import interleave_rows, save_grid
+from ..errors import CheckpointError, UsageError
+from ..families import get_family
+from ..families.base import NUM_CLASSES, Family
+from ..runtime import blas, parallel
+from . import checkpoint, distributed, runconfig
+from .inference import denoising_trajectory, reconstruct, sample
+from .options import TrainOptions, from_overrides, resolve
+from .runconfig import DataInfo, RunConfig
+from .runs import Run
+from .trainer import TrainingInterrupted, TrainLoop, run_loop
+
+GRID_SEED = 0  # the seed of the sample grids written after training
+
+
+def train(kind: str, options: TrainOptions | None = None, *, resume=None, verbose: bool = True, data=None,
+          **overrides) -> Run:
+    """Train an ``ae``, ``vae``, ``ddpm`` or ``classifier`` (any registered family); returns the ``Run``.
+
+    ``options``: a ``TrainOptions``, or its fields as keywords (``steps=600``). ``resume``: a run
+    directory to continue from its newest checkpoint, with its saved settings (``steps`` may be
+    raised). ``verbose``: print what happens (the progress bar is ``options.progress``'s). ``data``:
+    the (train, test) ``Dataset`` pair of ``options.dataset``, already loaded (a sweep's).
+    """
+    family = get_family(kind)
+    rank, world = distributed.rank_and_size()  # under mlx.launch; only rank 0 speaks and writes
+    say = Speaker(verbose and rank == 0)
+    options = from_overrides(kind, overrides) if options is None else options
+    saved = saved_run(kind, options, resume, world) if resume else None  # resuming: its settings and network
+    opts = saved.train if saved else resolve(kind, options)
+    if opts.shards is None:  # decided here, where training starts: the hardware is known
+        opts.shards = parallel.default_shards(opts.batch_size, world)
+    train_data, test_data = data or load_training_data(opts.dataset, opts.data_dir)
+    stream = training_batches(family, opts, train_data, world, say)
+
+    mx.random.seed(opts.seed)  # the weights' initialisation
+    model_args = saved.model if saved else family.model_args(opts)
+    model = family.build(model_args)
+    optimizer = optim.Adam(learning_rate=learning_rate(opts), bias_correction=True)  # as PyTorch and the paper
+    run_dir = Path(resume) if resume else (new_run_dir(opts, kind, model) if rank == 0 else None)
+    heldout = test_data.note or f"{test_data.name} test split"
+    config = RunConfig(kind, model_args, opts, DataInfo(train_data.name, len(stream.images), heldout), ranks=world)
+    run = Run(model=model, config=config, run_dir=run_dir)
+    start_step, ema = restore_checkpoint(run, optimizer, rank, say) if resume else (0, None)
+    if rank == 0:
+        runconfig.write(run_dir, config)
+    say(f"training {kind} on {len(stream.images)} {train_data.name} images for {opts.steps} steps "
+        f"(batch {opts.batch_size}" + (f" per process x {world} processes" if world > 1 else "")
+        + (f", split over {opts.shards} CPU streams" if opts.shards > 1 else "") + f") -> {run_dir}")
+
+    loop = training_loop(opts, start_step, ema, rank, world, verbose)
+    evaluate = heldout_evaluator(run, test_data, loop, say)
+    if rank == 0:
+        loop.on_log = lambda step, record: checkpoint.append_metrics(run_dir, record)
+        loop.on_checkpoint = lambda step: checkpoint.save_checkpoint(
+            run_dir, step, model, optimizer, opts.keep_checkpoints, ema=loop.ema)
+        loop.on_eval = evaluate
+    started = time.perf_counter()
+    try:
+        run_loop(model, optimizer, family.loss_fn(opts), lambda step: distributed.shard(stream.batch(step), rank, world),
+                 loop, family.scalars_at(opts))
+    except TrainingInterrupted as stop:
+        if rank == 0:  # only rank 0 has a run directory (and wrote the checkpoint)
+            say(f"{stop}: checkpoint written to {checkpoint.checkpoint_dir(run_dir, stop.step)}\n"
+                f"resume with: bin/train {kind} --resume {run_dir}")
+        raise
+    seconds = time.perf_counter() - started
+    if rank == 0:  # every rank holds the same weights; rank 0 writes them
+        finish_run(run, optimizer, loop, stream, test_data, seconds, start_step, evaluate, say)
+    elif loop.ema is not None:
+        model.update(loop.ema)
+    return run
+
+
+# ---- the steps of train(), in order ---------------------------------------------------
+
+
+def saved_run(kind: str, options: TrainOptions, resume, world: int) -> RunConfig:
+    """--resume: the run's saved config, its options resolved with this call's steps and progress."""
+    run_dir = Path(resume)
+    saved = runconfig.read(run_dir)
+    if saved.family is not get_family(kind):
+        raise UsageError(f"--resume {run_dir}: that run trains a {saved.kind}, not a {kind}")
+    if saved.ranks != world:
+        raise UsageError(
+            f"--resume {run_dir}: that run trained on {saved.ranks} process(es), this is {world}; "
+            f"resume with the same number (the global batch would change)"
+        )
+    opts = saved.train
+    opts.steps = options.steps if options.steps is not None else opts.steps
+    opts.progress = options.progress
+    saved.train = resolve(kind, opts)
+    return saved
+
+
+def load_training_data(dataset: str, data_dir=None) -> tuple[Dataset, Dataset]:
+    """The (train, test) splits a run of ``dataset`` trains and evaluates on."""
+    return load_dataset(dataset, "train", data_dir), load_dataset(dataset, "test", data_dir)
+
+
+def training_batches(family: Family, opts: TrainOptions, data: Dataset, world: int, say: Speaker) -> BatchStream:
+    """The run's batches, a pure function of (seed, step). Every rank draws the same global
+    batch (--batch-size per rank, x ranks) and keeps its shard: the group sees exactly the
+    batches one process at the global batch size sees."""
+    if opts.limit_train and opts.limit_train > len(data.images):
+        say(f"note: --limit-train {opts.limit_train} exceeds the {len(data.images)} training images; using all of them")
+    for warning in (blas.warning_line(), distributed.oversubscription_warning(world)):
+        if warning:
+            say(warning)
+    labelled = family.takes_labels(opts)
+    if labelled:
+        check_training_labels(data, "--conditional" if family.is_conditional(opts) else family.name)
+    return BatchStream(
+        data.images, opts.batch_size * world, opts.seed, limit=opts.limit_train, scale=family.scale,
+        binarize=opts.binarize, labels=data.labels if labelled else None, max_shift=family.max_shift,
+    )
+
+
+def check_training_labels(data: Dataset, needed_by: str) -> None:
+    """Label-trained models need every training image's class, in 0 .. NUM_CLASSES - 1."""
+    labels = data.labels
+    if labels is None or len(labels) != len(data.images):
+        raise UsageError(f"{needed_by} trains on labels, and the {data.name} training images have none")
+    if len(labels) and int(labels.max()) >= NUM_CLASSES:
+        raise UsageError(
+            f"{needed_by}: the {data.name} labels go up to {int(labels.max())}; the models here know "
+            f"{NUM_CLASSES} classes (0-{NUM_CLASSES - 1})"
+        )
+
+
+def learning_rate(opts: TrainOptions):
+    """Adam's learning rate: a constant, or cosine decay to 1% of it over the run."""
+    if opts.lr_schedule == "cosine":
+        return optim.cosine_decay(opts.lr, max(1, opts.steps), opts.lr * 0.01)
+    return opts.lr
+
+
+def run_size_bytes(model: nn.Module, opts: TrainOptions) -> int:
+    """Disk a run needs: weights, then weights + Adam's two moments per kept checkpoint
+    (one more while the newest is written), plus ~2 MB of grids and metrics."""
+    weights = 4 * sum(v.size for _, v in tree_flatten(model.parameters()))
+    return weights * (1 + 3 * (opts.keep_checkpoints + 1)) + 2_000_000
+
+
+def check_free_space(directory: Path, needed: int, flag: str) -> None:
+    """Fail before training, not at the first checkpoint, when the disk cannot hold the run."""
+    probe = Path(directory)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if free < needed:
+        raise UsageError(f"{flag} {directory}: only {free / 1e6:.1f} MB free, a run needs about {needed / 1e6:.1f} MB")
+
+
+def new_run_dir(opts: TrainOptions, kind: str, model: nn.Module) -> Path:
+    """A fresh, writable run directory under --out (--name, or kind-date-time; "-2"... if taken)."""
+    out = Path(opts.out)
+    check_free_space(out, run_size_bytes(model, opts), "--out")
+    base = opts.name or f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir, i = out / base, 1
+    while run_dir.exists():
+        i += 1
+        run_dir = out / f"{base}-{i}"
+    try:
+        run_dir.mkdir(parents=True)
+        probe = run_dir / ".write-test"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as e:
+        raise UsageError(f"--out {out}: cannot create a run directory there ({e.strerror})") from None
+    return run_dir
+
+
+def restore_checkpoint(run: Run, optimizer, rank: int, say: Speaker) -> tuple[int, dict | None]:
+    """--resume: the newest checkpoint's weights and optimizer state; (its step, its EMA)."""
+    if rank == 0:
+        check_free_space(run.run_dir, run_size_bytes(run.model, run.config.train), "--resume")
+    latest = checkpoint.list_checkpoints(run.run_dir)
+    if not latest:
+        raise CheckpointError(f"{run.run_dir}: no complete checkpoint to resume from")
+    step, ema = checkpoint.load_checkpoint(latest[-1], run.model, optimizer)
+    if rank == 0:
+        checkpoint.truncate_metrics(run.run_dir, step)
+    say(f"resuming {run.run_dir} from step {step}")
+    return step, ema
+
+
+def training_loop(opts: TrainOptions, start_step: int, ema, rank: int, world: int, verbose: bool) -> TrainLoop:
+    return TrainLoop(
+        steps=opts.steps, seed=opts.seed, start_step=start_step, log_every=opts.log_every,
+        checkpoint_every=opts.checkpoint_every, eval_every=opts.eval_every, clip_grad_norm=opts.clip_grad_norm,
+        ema_decay=opts.ema_decay, ema=ema,
+        batch_size=opts.batch_size * world,  # images/s of the whole group
+        rank=rank, world_size=world, shards=opts.shards,
+        progress=rank == 0 and opts.progress and (verbose or sys.stderr.isatty()),
+    )
+
+
+@contextlib.contextmanager
+def swapped_weights(model: nn.Module, weights: dict | None):
+    """Temporarily give ``model`` other weights (the EMA) for an evaluation."""
+    if weights is None:
+        yield
+        return
+    current = model.trainable_parameters()
+    model.update(weights)
+    try:
+        yield
+    finally:
+        model.update(current)
+
+
+def heldout_evaluator(run: Run, test_data: Dataset, loop: TrainLoop, say: Speaker):
+    """``evaluate(step)``: the family's held-out figures of the weights that will be sampled
+    (the EMA when there is one), appended to metrics.jsonl."""
+    x = to_model_input(test_data.images, run.family.scale)
+
+    def evaluate(step: int) -> dict:
+        run.model.eval()  # dropout off (the classifier's); the compiled step re-enables it
+        with swapped_weights(run.model, loop.ema):
+            metrics = run.family.heldout(run.model, x, run.config.train, labels=test_data.labels)
+        run.model.train()
+        record = {"step": step, "split": "test", **metrics}
+        checkpoint.append_metrics(run.run_dir, record)
+        say(f"step {step}: held-out {format_metrics(record)}")
+        return record
+
+    return evaluate
+
+
+def finish_run(run: Run, optimizer, loop: TrainLoop, stream: BatchStream, test_data: Dataset, seconds: float,
+               start_step: int, evaluate, say: Speaker) -> None:
+    """Record the time, the last checkpoint, the weights to sample from, fitted statistics,
+    the final held-out figures and the pictures."""
+    run_dir, opts = run.run_dir, run.config.train
+    # Training time of this invocation (a resumed run has one record per part).
+    checkpoint.append_metrics(run_dir, {"step": opts.steps, "split": "wall", "from_step": start_step,
+                                        "seconds": round(seconds, 1)})
+    # The checkpoint keeps the raw weights and the EMA apart, so a resume continues both;
+    # model.safetensors holds the weights to sample from: the EMA when there is one.
+    checkpoint.save_checkpoint(run_dir, opts.steps, run.model, optimizer, opts.keep_checkpoints, ema=loop.ema)
+    if loop.ema is not None:
+        run.model.update(loop.ema)
+    checkpoint.save_weights(run_dir / checkpoint.WEIGHTS, run.model)
+    run.extras = run.family.fit_extras(run.model, to_model_input(stream.images, run.family.scale))
+    if run.extras:
+        checkpoint.write_arrays(run_dir / checkpoint.EXTRAS, run.extras)
+    final = evaluate(opts.steps)
+    grids = write_grids(run, test_data.images, Path(opts.out), test_data.labels) if run.family.generative else []
+    pictures = "\n  pictures: " + ", ".join(str(p) for p in grids) if grids else ""
+    say(f"done in {seconds:.1f} s: {run_dir}\n  held-out: {format_metrics(final)}{pictures}")
+
+
+def format_metrics(metrics: dict) -> str:
+    return "  ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k not in ("step", "split"))
+
+
+def write_grids(run: Run, heldout_images: np.ndarray, out: Path | None = None,
+                heldout_labels: np.ndarray | None = None) -> list[Path]:
+    """The pictures every run gets: held-out images over their reconstructions (families
+    with an encoder), samples (a conditional run's: one row per class), and the
+    denoising x_T ... x_0 (families that sample through states)."""
+    written, family = [], run.family
+    if family.encodes:
+        originals = heldout_images[:32]
+        recon = reconstruct(run, originals, heldout_labels[:32] if run.conditional else None)
+        written.append(save_grid(interleave_rows(originals, recon, per_row=8), run.run_dir / "reconstructions.png", nrow=8))
+    written.append(save_grid(sample(run, seed=GRID_SEED), run.run_dir / "samples.png", nrow=8))
+    if family.denoises:
+        strip = denoising_trajectory(run, n=8, seed=GRID_SEED)  # (8, states, 28, 28)
+        written.append(save_grid(strip.reshape(-1, *strip.shape[2:]), run.run_dir / "denoising.png",
+                                 nrow=strip.shape[1]))
+    if family.guide_grid and out is not None:  # the guide promises outputs/ddpm_grid.png
+        shutil.copyfile(run.run_dir / "samples.png", out / family.guide_grid)
+        written.append(out / family.guide_grid)
+    return written
