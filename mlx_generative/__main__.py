@@ -1,4 +1,4 @@
-"""`python -m mlx_generative train|sample|info|fetch-data ...`"""
+"""`python -m mlx_generative train|sample|eval|sweep|report|info|fetch-data ...`"""
 
 import sys
 

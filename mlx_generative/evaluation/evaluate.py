@@ -130,6 +130,7 @@ def evaluate(
                                        guidance=guidance).items() if v is not None}
     settings = sampling_settings(run, overrides)  # a bad sampling option fails before any work
     dataset = run.config.data.dataset
+    clf = find_classifier(dataset, classifier)  # so does a bad --classifier
     test = load_heldout(evaluation_dataset(dataset), data_dir)  # the real MNIST test split for the sample too
     if heldout_images is not None:
         test = dataclasses.replace(test, images=test.images[:heldout_images], labels=test.labels[:heldout_images])
@@ -157,7 +158,6 @@ def evaluate(
         }
 
     # Sample quality on classifier features.
-    clf = find_classifier(dataset, classifier)
     if clf is None:
         result["samples"] = None
         say(f"note: no classifier for {evaluation_dataset(dataset)} (looked in "

@@ -132,7 +132,7 @@ class AEFamily(Family):
         if "latent_mean" not in extras:
             raise CheckpointError("this AE run has no fitted latent Gaussian (extras.safetensors); retrain it")
         eps = mx.random.normal((n, extras["latent_mean"].shape[0]), key=key)
-        return decode_pixels(model, extras["latent_mean"] + eps @ extras["latent_chol"].T)
+        return decode_pixels(model, extras["latent_mean"] + eps @ extras["latent_chol"].T)  # z = mean + L eps
 
     def encode(self, model, x, labels=None) -> np.ndarray:
         return in_batches(lambda a, b: model.encode(mx.array(x[a:b])), len(x))

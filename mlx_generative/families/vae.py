@@ -152,7 +152,7 @@ def kl_beta(step: int, warmup_steps: int, beta_max: float) -> float:
     """KL warm-up: beta_t = min(beta_max, t / warmup * beta_max); beta_max at once if warmup is 0."""
     if warmup_steps <= 0:
         return beta_max
-    return min(beta_max, step / warmup_steps * beta_max)
+    return min(beta_max, step / warmup_steps * beta_max)  # beta_t = min(beta_max, t / warmup * beta_max)
 
 
 # ---- the importance-weighted bound -------------------------------------------------------
@@ -251,7 +251,8 @@ class VAEFamily(Family):
 
     def sample(self, model, opts, extras, n, key, labels=None, settings=None, trajectory=False) -> np.ndarray:
         """Decode z ~ N(0, I); a conditional VAE decodes each z with its requested label."""
-        return decode_pixels(model, mx.random.normal((n, model.args.latent_dim), key=key), labels)
+        z = mx.random.normal((n, model.args.latent_dim), key=key)  # z ~ p(z) = N(0, I)
+        return decode_pixels(model, z, labels)  # the mean image of p(x | z)
 
     def encode(self, model, x, labels=None) -> np.ndarray:
         """The posterior means mu(x) (mu(x, y) for a conditional VAE)."""

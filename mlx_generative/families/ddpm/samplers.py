@@ -48,6 +48,7 @@ class DDPMSampler:
     def step(self, eps: mx.array, t: int, x_t: mx.array, noise: mx.array | None) -> mx.array:
         s = self.schedule
         coef = (1.0 - s.alphas[t]) / s.sqrt_one_minus_alphas_cumprod[t]
+        # (x_t - (1 - alpha_t) / sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_t)
         mean = (x_t - coef * eps) / mx.sqrt(s.alphas[t])
         if t == 0 or noise is None:
             return mean
@@ -89,12 +90,12 @@ class DDIMSampler:
         ab = self.schedule.alphas_cumprod
         ab_t = ab[t]
         ab_prev = ab[self._previous[t]] if t in self._previous else mx.array(1.0)  # alpha_bar before t = 0 is 1
-        x0 = (x_t - mx.sqrt(1.0 - ab_t) * eps) / mx.sqrt(ab_t)
+        x0 = (x_t - mx.sqrt(1.0 - ab_t) * eps) / mx.sqrt(ab_t)  # x0_hat
         if self.clip_x0:
             x0 = mx.clip(x0, -1.0, 1.0)
             eps = (x_t - mx.sqrt(ab_t) * x0) / mx.sqrt(1.0 - ab_t)  # the noise consistent with the clipped x0
         sigma = self.eta * mx.sqrt((1.0 - ab_prev) / (1.0 - ab_t) * (1.0 - ab_t / ab_prev))
-        x = mx.sqrt(ab_prev) * x0 + mx.sqrt(mx.maximum(1.0 - ab_prev - sigma**2, 0.0)) * eps
+        x = mx.sqrt(ab_prev) * x0 + mx.sqrt(mx.maximum(1.0 - ab_prev - sigma**2, 0.0)) * eps  # x_prev, less its noise
         return x if noise is None else x + sigma * noise
 
 

@@ -117,6 +117,7 @@ class Schedule:
 
     def add_noise(self, x0: mx.array, noise: mx.array, t: mx.array) -> mx.array:
         """Sample q(x_t | x_0) = N(sqrt(alpha_bar_t) x_0, (1 - alpha_bar_t) I)."""
+        # x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps
         return (
             extract(self.sqrt_alphas_cumprod, t, x0.ndim) * x0
             + extract(self.sqrt_one_minus_alphas_cumprod, t, x0.ndim) * noise
