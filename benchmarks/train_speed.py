@@ -23,7 +23,6 @@ import os
 import statistics
 import sys
 import time
-from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -34,14 +33,13 @@ import mlx.optimizers as optim  # noqa: E402
 import numpy as np  # noqa: E402
 from mlx.utils import tree_flatten  # noqa: E402
 
-from mlx_generative.families.ae import AE, AEArgs, ae_loss  # noqa: E402
-from mlx_generative.families.ddpm.family import ddpm_loss  # noqa: E402
+from mlx_generative.families import FAMILIES  # noqa: E402
 from mlx_generative.families.ddpm.samplers import DDPMSampler, sample_loop  # noqa: E402
 from mlx_generative.families.ddpm.schedule import Schedule  # noqa: E402
 from mlx_generative.families.ddpm.unet import TinyUNet, UNetArgs  # noqa: E402
-from mlx_generative.families.vae import VAE, VAEArgs, vae_loss  # noqa: E402
 from mlx_generative.runtime import blas, parallel  # noqa: E402
 from mlx_generative.runtime.info import gemm_gflops  # noqa: E402
+from mlx_generative.training.options import TrainOptions, owned_by, resolve  # noqa: E402
 from mlx_generative.training.trainer import make_train_step  # noqa: E402
 
 try:
@@ -147,16 +145,15 @@ def count_forward_flops(model, *inputs) -> int:
 
 def mlx_case(kind: str, batch: int, x: np.ndarray, shards: int):
     """(step() -> None, parameter count) for our MLX model, its batch split over ``shards`` streams
-    with one BLAS thread each, as the trainer does."""
+    with one BLAS thread each, as the trainer does. The family supplies the network and its loss
+    as training does, at the guide's settings (T = 6, linear schedule) and lr 1e-3."""
+    family = FAMILIES[kind]
+    opts = resolve(kind, TrainOptions(lr=1e-3, **({"schedule": "linear"} if "schedule" in owned_by(kind) else {})))
     mx.random.seed(0)
-    if kind == "ae":
-        model, loss, scalars = AE(AEArgs()), ae_loss, {}
-    elif kind == "vae":
-        model, loss, scalars = VAE(VAEArgs()), vae_loss, {"beta": mx.array(1.0)}
-    else:
-        model, loss, scalars = TinyUNet(UNetArgs()), partial(ddpm_loss, schedule=Schedule.create(6)), {}
-    step, state = make_train_step(model, optim.Adam(1e-3, bias_correction=True), loss, shards=shards)
-    xb = mx.array(x * 2 - 1 if kind == "ddpm" else x)
+    model = family.build(family.model_args(opts))
+    scalars = {k: mx.array(v) for k, v in family.scalars_at(opts)(10**9).items()}  # after warm-up: beta 1
+    step, state = make_train_step(model, optim.Adam(1e-3, bias_correction=True), family.loss_fn(opts), shards=shards)
+    xb = mx.array(x * 2 - 1 if family.scale == "symmetric" else x)
 
     def run():
         with parallel.blas_threads_for(shards):
@@ -166,38 +163,48 @@ def mlx_case(kind: str, batch: int, x: np.ndarray, shards: int):
     return run, sum(v.size for _, v in tree_flatten(model.parameters()))
 
 
+def _torch_ae(xb, batch):
+    model = TorchAE()
+    return model, lambda: F.mse_loss(torch.sigmoid(model(xb)), xb), count_forward_flops(model, xb)
+
+
+def _torch_vae(xb, batch):
+    model = TorchAE(latent=32, variational=True)
+
+    def loss_fn():
+        logits, mu, logvar = model(xb)
+        bce = F.binary_cross_entropy_with_logits(logits, xb, reduction="sum") / batch
+        kl = 0.5 * torch.sum(mu**2 + logvar.exp() - logvar - 1) / batch
+        return bce + kl
+
+    return model, loss_fn, count_forward_flops(model, xb)
+
+
+def _torch_ddpm(xb, batch):
+    model = TorchUNet()
+    sched = Schedule.create(6)
+    sab = torch.from_numpy(np.array(sched.sqrt_alphas_cumprod))
+    s1ab = torch.from_numpy(np.array(sched.sqrt_one_minus_alphas_cumprod))
+    x0 = xb * 2 - 1
+
+    def loss_fn():
+        t = torch.randint(0, 6, (batch,))
+        noise = torch.randn_like(x0)
+        xt = sab[t].view(-1, 1, 1, 1) * x0 + s1ab[t].view(-1, 1, 1, 1) * noise
+        return F.mse_loss(model(xt, t), noise)
+
+    return model, loss_fn, count_forward_flops(model, x0, torch.zeros(batch, dtype=torch.long))
+
+
+# Each family's PyTorch twin: (model, loss_fn, forward FLOPs) for a batch.
+TORCH_TWINS = {"ae": _torch_ae, "vae": _torch_vae, "ddpm": _torch_ddpm}
+
+
 def torch_case(kind: str, batch: int, x: np.ndarray):
     """(step() -> None, parameter count, forward FLOPs per step) for the PyTorch twin."""
     torch.manual_seed(0)
     xb = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
-    if kind == "ae":
-        model = TorchAE()
-        loss_fn = lambda: F.mse_loss(torch.sigmoid(model(xb)), xb)
-        flops = count_forward_flops(model, xb)
-    elif kind == "vae":
-        model = TorchAE(latent=32, variational=True)
-
-        def loss_fn():
-            logits, mu, logvar = model(xb)
-            bce = F.binary_cross_entropy_with_logits(logits, xb, reduction="sum") / batch
-            kl = 0.5 * torch.sum(mu**2 + logvar.exp() - logvar - 1) / batch
-            return bce + kl
-
-        flops = count_forward_flops(model, xb)
-    else:
-        model = TorchUNet()
-        sched = Schedule.create(6)
-        sab = torch.from_numpy(np.array(sched.sqrt_alphas_cumprod))
-        s1ab = torch.from_numpy(np.array(sched.sqrt_one_minus_alphas_cumprod))
-        x0 = xb * 2 - 1
-
-        def loss_fn():
-            t = torch.randint(0, 6, (batch,))
-            noise = torch.randn_like(x0)
-            xt = sab[t].view(-1, 1, 1, 1) * x0 + s1ab[t].view(-1, 1, 1, 1) * noise
-            return F.mse_loss(model(xt, t), noise)
-
-        flops = count_forward_flops(model, x0, torch.zeros(batch, dtype=torch.long))
+    model, loss_fn, flops = TORCH_TWINS[kind](xb, batch)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
     def run():
