@@ -21,6 +21,10 @@ from .runtime import blas  # noqa: E402
 
 blas.status()
 
+from .runtime import jit  # noqa: E402
+
+jit.install_precompiled_header()  # MLX's first CPU kernel builds, 3x quicker (runtime/jit.py)
+
 from .api import (  # noqa: E402,F401  (the public API, re-exported)
     Run,
     TrainOptions,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..runtime import blas
+from ..runtime import blas, jit
 from ..runtime.info import collect
 
 
@@ -30,7 +30,7 @@ def main(argv: list[str]) -> int:
     for key, value in facts.items():
         suffix = " GFLOP/s" if key == "gemm_gflops" else ""
         print(f"{labels.get(key, key):>22}: {value}{suffix}")
-    hint = blas.warning_line()
-    if hint:
-        print(hint)
+    for hint in (blas.warning_line(), jit.warning_line()):
+        if hint:
+            print(hint)
     return 0

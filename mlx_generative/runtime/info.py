@@ -9,7 +9,7 @@ import time
 
 import mlx.core as mx
 
-from . import blas, parallel
+from . import blas, jit, parallel
 
 
 def gemm_gflops(size: int = 1024, seconds: float = 1.0) -> float:
@@ -40,6 +40,9 @@ def collect(measure: bool = True) -> dict:
         "cpu_cores": parallel.cpu_cores(),
         "shards_per_batch": parallel.default_shards(128),
         "mlx_bfs_max_width": os.environ.get("MLX_BFS_MAX_WIDTH", "20 (MLX's default)"),
+        # mx.compile builds CPU kernels with g++; without one MLX runs them uncompiled, slower.
+        "cpu_compiler": jit.compiler() or "none: kernels run uncompiled",
+        "kernel_cache": f"{jit.kernel_cache()} ({len(list(jit.kernel_cache().glob('*.so')))} kernels)",
     }
     if measure:
         facts["gemm_gflops"] = round(gemm_gflops(), 1)

@@ -26,7 +26,7 @@ from ..data.images import interleave_rows, save_grid
 from ..errors import CheckpointError, UsageError
 from ..families import get_family
 from ..families.base import NUM_CLASSES, Family
-from ..runtime import blas, parallel
+from ..runtime import blas, jit, parallel
 from . import checkpoint, distributed, runconfig
 from .inference import denoising_trajectory, reconstruct, sample
 from .options import TrainOptions, from_overrides, resolve
@@ -128,9 +128,11 @@ def training_batches(family: Family, opts: TrainOptions, data: Dataset, world: i
     batches one process at the global batch size sees."""
     if opts.limit_train and opts.limit_train > len(data.images):
         say(f"note: --limit-train {opts.limit_train} exceeds the {len(data.images)} training images; using all of them")
-    for warning in (blas.warning_line(), distributed.oversubscription_warning(world)):
+    for warning in (blas.warning_line(), jit.warning_line(), distributed.oversubscription_warning(world)):
         if warning:
             say(warning)
+    if jit.compiler() and jit.first_run():
+        say("note: MLX builds its CPU kernels on this machine's first run (a few seconds, once)")
     labelled = family.takes_labels(opts)
     if labelled:
         check_training_labels(data, "--conditional" if family.is_conditional(opts) else family.name)

@@ -100,6 +100,9 @@ def make_train_step(
     every rank applies the same update, the one of the whole global batch.
     """
     loss_and_grad = parallel.sharded_value_and_grad(nn.value_and_grad(model, loss_fn), shards)
+    if not optimizer.state:  # Adam's moments made now, not inside the first call: else the second
+        optimizer.init(model.trainable_parameters())  # call retraces and builds its kernels again
+        mx.eval(optimizer.state)
     state = [model.state, optimizer.state, mx.random.state]
 
     @partial(mx.compile, inputs=state, outputs=state)
