@@ -1,3 +1,4 @@
+# ruff: noqa: I001  (import order matters: mlx_generative loads the fast BLAS before mlx.core)
 """Our side of the speed benchmark, run in its own process (train_speed.py starts it).
 
 Never imports PyTorch: two engines in one process slow each other. Builds the models as
@@ -11,7 +12,6 @@ split over the CPU streams the trainer would use). Prints one JSON object.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -20,12 +20,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import mlx_generative  # noqa: E402,F401  (loads the fast BLAS before mlx.core)
+import mlx_generative  # noqa: E402,F401  (loads the fast BLAS before mlx.core: keep it first)
 import mlx.core as mx  # noqa: E402
 import mlx.optimizers as optim  # noqa: E402
 import numpy as np  # noqa: E402
 from mlx.utils import tree_flatten  # noqa: E402
 
+import engine_args  # noqa: E402  (beside this script)
 from mlx_generative.families import FAMILIES  # noqa: E402
 from mlx_generative.runtime import blas, parallel  # noqa: E402
 from mlx_generative.runtime.info import gemm_gflops  # noqa: E402
@@ -84,19 +85,8 @@ def sample_command(args) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    sub = p.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("step")
-    s.add_argument("--model", required=True, choices=["ae", "vae", "ddpm"])
-    s.add_argument("--batch", type=int, default=128)
-    s.add_argument("--warmup", type=int, default=5)
-    s.add_argument("--steps", type=int, default=20)
-    m = sub.add_parser("sample")
-    m.add_argument("--T", type=int, default=6)
-    m.add_argument("--ddim", type=int, default=0)
-    m.add_argument("--n", type=int, default=128)
-    m.add_argument("--repeats", type=int, default=3)
-    sub.add_parser("gemm")
+    p, sub = engine_args.parser(__doc__.split("\n\n")[0], ["ae", "vae", "ddpm"])
+    sub.add_parser("gemm", help="GFLOP/s of a float32 GEMM")
     args = p.parse_args(argv)
     if args.command == "step":
         result = step_command(args)

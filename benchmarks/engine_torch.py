@@ -16,7 +16,6 @@ convolutions start with zero biases and our decoders' logits at the mean pixel, 
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
 import math
@@ -24,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+import engine_args
 import numpy as np
 import torch
 import torch.nn as tnn
@@ -334,18 +334,7 @@ def train_command(args) -> None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    sub = p.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("step")
-    s.add_argument("--model", required=True, choices=list(RECIPES))
-    s.add_argument("--batch", type=int, default=128)
-    s.add_argument("--warmup", type=int, default=5)
-    s.add_argument("--steps", type=int, default=20)
-    m = sub.add_parser("sample")
-    m.add_argument("--T", type=int, default=6)
-    m.add_argument("--ddim", type=int, default=0)
-    m.add_argument("--n", type=int, default=128)
-    m.add_argument("--repeats", type=int, default=3)
+    p, sub = engine_args.parser(__doc__.split("\n\n")[0], list(RECIPES))
     t = sub.add_parser("train")
     t.add_argument("--model", required=True, choices=list(RECIPES))
     t.add_argument("--batch", type=int, default=128)
