@@ -73,13 +73,20 @@ def _cache_root() -> Path:
     return Path(cache) / "mlx-generative" / "jit" / mx.__version__
 
 
-def _include() -> Path:
+def include_dir() -> Path:
+    """MLX's installed headers, which its kernel sources include."""
     return Path(mx.__file__).parent / "include"
 
 
 def _wrapper_dir() -> Path:
     """One wrapper per MLX installation (it names that installation's headers)."""
-    return _cache_root() / "bin" / hashlib.sha256(str(_include()).encode()).hexdigest()[:12]
+    return _cache_root() / "bin" / hashlib.sha256(str(include_dir()).encode()).hexdigest()[:12]
+
+
+def header_dir(real: str) -> Path:
+    """The include folder holding the precompiled preamble for this g++ (its ``.gch`` may not exist yet)."""
+    version = subprocess.run([real, "-dumpfullversion"], capture_output=True, text=True).stdout.strip()
+    return _cache_root() / f"gcc-{version or 'unknown'}"
 
 
 def install_precompiled_header() -> str | None:
@@ -88,11 +95,10 @@ def install_precompiled_header() -> str | None:
     if not sys.platform.startswith("linux") or os.environ.get(ENV_VAR, "").lower() in ("off", "0", "no"):
         return "not on Linux, or turned off"
     real = compiler()
-    include = _include()
+    include = include_dir()
     if real is None or not (include / PREAMBLE).is_file():
         return "no g++, or MLX ships no preamble header"
-    version = subprocess.run([real, "-dumpfullversion"], capture_output=True, text=True).stdout.strip()
-    pch = _cache_root() / f"gcc-{version or 'unknown'}"
+    pch = header_dir(real)
     script = WRAPPER.format(real=shlex.quote(real), pch=shlex.quote(str(pch)), include=shlex.quote(str(include)),
                             preamble=PREAMBLE, dirname=os.path.dirname(PREAMBLE), flags=" ".join(PCH_FLAGS))
     wrapper = _wrapper_dir() / "g++"

@@ -26,7 +26,7 @@ from ..data.images import interleave_rows, save_grid
 from ..errors import CheckpointError, UsageError
 from ..families import get_family
 from ..families.base import NUM_CLASSES, Family
-from ..runtime import blas, jit, parallel
+from ..runtime import blas, jit, parallel, prebuild
 from . import checkpoint, distributed, runconfig
 from .inference import denoising_trajectory, reconstruct, sample
 from .options import TrainOptions, from_overrides, resolve
@@ -47,6 +47,7 @@ def train(kind: str, options: TrainOptions | None = None, *, resume=None, verbos
     the (train, test) ``Dataset`` pair of ``options.dataset``, already loaded (a sweep's).
     """
     family = get_family(kind)
+    kernels = prebuild.start(f"train {kind}")  # MLX's first-run kernel builds, in the background
     rank, world = distributed.rank_and_size()  # under mlx.launch; only rank 0 speaks and writes
     say = Speaker(verbose and rank == 0)
     options = from_overrides(kind, overrides) if options is None else options
@@ -79,6 +80,7 @@ def train(kind: str, options: TrainOptions | None = None, *, resume=None, verbos
         loop.on_checkpoint = lambda step: checkpoint.save_checkpoint(
             run_dir, step, model, optimizer, opts.keep_checkpoints, ema=loop.ema)
         loop.on_eval = evaluate
+    kernels.wait()
     started = time.perf_counter()
     try:
         run_loop(model, optimizer, family.loss_fn(opts), lambda step: distributed.shard(stream.batch(step), rank, world),
