@@ -212,10 +212,12 @@ class DDPMFamily(Family):
         sampler = settings.sampler_for(self.schedule(opts))
         image_shape = (model.args.image_size, model.args.image_size, model.args.in_channels)
         keys = mx.random.split(key, (n + EVAL_BATCH - 1) // EVAL_BATCH)
-        # The weights are fixed while sampling: one compiled graph per batch shape fuses the
-        # UNet's elementwise work across all the steps; each part of a batch runs on its own core.
+        # One compiled graph per batch shape fuses the UNet's elementwise work across all the
+        # steps; each part of a batch runs on its own core. The weights are the graph's inputs:
+        # captured, a one-element weight would be written into a kernel's C++ as a number, and
+        # every trained run would build that kernel anew.
         shards = parallel.default_shards(min(n, EVAL_BATCH))
-        network = parallel.sharded_map(mx.compile(model), shards)
+        network = parallel.sharded_map(mx.compile(model, inputs=model.state), shards)
         out = []
         with parallel.blas_threads_for(shards):
             for i, (a, b) in enumerate(chunks(n)):
