@@ -1,11 +1,12 @@
 """The first run against the second: the guide's commands with an empty kernel cache, then warm.
 
-    uv run python benchmarks/cold_start.py [--models ae,vae,ddpm] [--first-ever]
+    uv run python benchmarks/cold_start.py [--models ae,vae,ddpm] [--rounds 3] [--first-ever]
 
-Each command runs as a user runs it (`uv run bin/train ...`, the whole process timed) with
-`TMPDIR` pointing at a fresh empty folder, so MLX finds none of its compiled CPU kernels
-(cold), then once more with the same folder (warm). `--first-ever` also removes the
-precompiled kernel header from the user cache first, as on a machine that never ran us.
+Each command runs as a user runs it (`uv run bin/train ...`, the whole process timed). Cold:
+`TMPDIR` points at a fresh empty folder, so MLX finds none of its compiled CPU kernels. Warm: a
+folder that one untimed run has filled. Each round runs one of each, alternating which goes
+first; medians. `--first-ever` also removes the precompiled kernel header from the user cache
+before every cold run, as on a machine that never ran us.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,19 +38,27 @@ def timed(command: list[str], env: dict) -> float:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default="ae,vae,ddpm")
+    p.add_argument("--rounds", type=int, default=3, help="cold and warm runs of each command (medians)")
     p.add_argument("--first-ever", action="store_true", help="also without the precompiled header")
     args = p.parse_args(argv)
     uv = shutil.which("uv") or "uv"
-    print("| command | cold s | warm s | cold overhead |\n|---|---|---|---|")
+    user_cache = Path(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")) / "mlx-generative" / "jit"
+    print("| command | cold s (median) | warm s (median) | cold overhead | rounds |\n|---|---|---|---|---|")
     for model in args.models.split(","):
-        with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as out:
-            env = {**os.environ, "TMPDIR": tmp}
-            if args.first_ever:
-                cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-                shutil.rmtree(Path(cache) / "mlx-generative" / "jit", ignore_errors=True)
+        with tempfile.TemporaryDirectory() as warm_tmp, tempfile.TemporaryDirectory() as out:
             command = [uv, "run", "bin/train", *GUIDE[model].split(), "--out", out, "--no-progress"]
-            cold, warm = timed(command, env), timed(command, env)
-            print(f"| {GUIDE[model]} | {cold:.1f} | {warm:.1f} | {100 * (cold - warm) / warm:+.0f}% |", flush=True)
+            timed(command, {**os.environ, "TMPDIR": warm_tmp})  # fills the warm kernel cache, untimed
+            cold, warm = [], []
+            for round_ in range(args.rounds):
+                with tempfile.TemporaryDirectory() as cold_tmp:
+                    if args.first_ever:
+                        shutil.rmtree(user_cache, ignore_errors=True)
+                    runs = [(cold, cold_tmp), (warm, warm_tmp)]
+                    for times, tmp in runs if round_ % 2 == 0 else runs[::-1]:  # alternate which goes first
+                        times.append(timed(command, {**os.environ, "TMPDIR": tmp}))
+            c, w = statistics.median(cold), statistics.median(warm)
+            spread = ", ".join(f"{a:.1f}/{b:.1f}" for a, b in zip(cold, warm))
+            print(f"| {GUIDE[model]} | {c:.1f} | {w:.1f} | {100 * (c - w) / w:+.0f}% | {spread} |", flush=True)
     return 0
 
 
