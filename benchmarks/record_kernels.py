@@ -27,8 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = {f"train {kind}": [f"train {flags}", f"train {kind} --steps 30"] for kind, flags in GUIDE.items()}
 
 
-def kernels_built(arguments: str) -> list[Path]:
-    """The kernel sources MLX writes while ``python -m mlx_generative ARGUMENTS`` runs, oldest first."""
+def kernels_built(arguments: str) -> list[tuple[str, str]]:
+    """(file name, C++) of each kernel MLX writes while ``python -m mlx_generative ARGUMENTS``
+    runs, oldest first."""
     with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as out:
         env = {**os.environ, "TMPDIR": tmp, "MLX_GENERATIVE_PREBUILD": "off"}
         command = [sys.executable, "-m", "mlx_generative", *arguments.split(), "--out", out, "--no-progress"]

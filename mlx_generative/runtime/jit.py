@@ -12,6 +12,7 @@ is today's speed. Without any g++, MLX >= 0.32 silently runs uncompiled (slower)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shlex
@@ -83,6 +84,7 @@ def _wrapper_dir() -> Path:
     return _cache_root() / "bin" / hashlib.sha256(str(include_dir()).encode()).hexdigest()[:12]
 
 
+@functools.cache  # asked at import and by every prebuild thread: one g++ call
 def header_dir(real: str) -> Path:
     """The include folder holding the precompiled preamble for this g++ (its ``.gch`` may not exist yet)."""
     version = subprocess.run([real, "-dumpfullversion"], capture_output=True, text=True).stdout.strip()

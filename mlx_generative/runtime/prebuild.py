@@ -49,8 +49,8 @@ def load_record(version: str = mx.__version__) -> dict | None:
 class Prebuild:
     """Kernels being built in background threads; ``wait()`` before the first compiled call."""
 
-    def __init__(self, threads: list[threading.Thread] | None = None):
-        self._threads = threads or []
+    def __init__(self):
+        self._threads: list[threading.Thread] = []
         self.built: list[str] = []  # kernel file names now in the cache, filled in by the threads
 
     def wait(self) -> list[str]:

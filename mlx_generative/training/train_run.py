@@ -47,12 +47,12 @@ def train(kind: str, options: TrainOptions | None = None, *, resume=None, verbos
     the (train, test) ``Dataset`` pair of ``options.dataset``, already loaded (a sweep's).
     """
     family = get_family(kind)
-    kernels = prebuild.start(f"train {kind}")  # MLX's first-run kernel builds, in the background
     rank, world = distributed.rank_and_size()  # under mlx.launch; only rank 0 speaks and writes
     say = Speaker(verbose and rank == 0)
     options = from_overrides(kind, overrides) if options is None else options
     saved = saved_run(kind, options, resume, world) if resume else None  # resuming: its settings and network
     opts = saved.train if saved else resolve(kind, options)
+    kernels = prebuild.start(f"train {kind}")  # valid options: MLX's first-run kernel builds, in the background
     if opts.shards is None:  # decided here, where training starts: the hardware is known
         opts.shards = parallel.default_shards(opts.batch_size, world)
     train_data, test_data = data or load_training_data(opts.dataset, opts.data_dir)
