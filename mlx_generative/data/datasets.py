@@ -4,22 +4,30 @@ A data set is four IDX files (train/test images and labels), or, for the
 shipped `mnist-sample`, two. `find_dataset` looks for a directory holding them,
 in this order; the first directory with every file wins:
 
-1. the `data_dir` argument: `data_dir/<name>/`, then `data_dir` itself;
-2. the `MLX_GENERATIVE_DATA` environment variable, read the same way: a
-   directory of `<name>/` subdirectories, or a folder holding the files directly;
-3. the repository's `data/<name>/`, then a shared `../shared/datasets/<name>/`
+1. the `MLX_GENERATIVE_DATA` environment variable: a directory of `<name>/`
+   subdirectories, or a folder holding the files directly;
+2. the repository's `data/<name>/`, then a shared `../shared/datasets/<name>/`
    beside the checkout;
-4. the user cache, `$XDG_CACHE_HOME/mlx-generative/<name>/` (default
+3. the user cache, `$XDG_CACHE_HOME/mlx-generative/<name>/` (default
    `~/.cache/mlx-generative/<name>/`), where `bin/fetch-data` downloads to;
-5. system directories, such as `/usr/share/datasets/fashion-mnist/` from
+4. system directories, such as `/usr/share/datasets/fashion-mnist/` from
    Debian's `dataset-fashion-mnist` package.
+
+A `data_dir` argument (`--data-dir`) means "this folder": `data_dir/<name>/` or
+`data_dir` itself is the only place looked, and a missing, damaged or foreign
+file there is an error naming it, never a reason to use another copy. A user
+who points at a folder and gets results from another data set has been given
+wrong results.
 
 Each file may be gzip-compressed (`train-images-idx3-ubyte.gz`) or not
 (`train-images-idx3-ubyte`). Because a folder of MNIST look-alikes does not say
 which look-alike it holds, a directory only counts if its label files have this
 data set's checksums (hashing them is cheap); loading then checks the images
 too. `mnist` without a full copy falls back to `mnist-sample`, with a note on
-stderr once per process.
+stderr once per process (inside `data_dir`, only to a sample in that folder).
+
+`idx` is any folder of your own IDX files, given with `data_dir`; see
+`idx_folder.py`.
 """
 
 from __future__ import annotations
@@ -33,7 +41,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, DatasetNotFoundError, UsageError
-from .idx import check_idx_pair, decode_idx, read_idx_bytes
+from . import idx_folder
+from .idx import check_idx_pair, decode_idx, read_idx, read_idx_bytes
 
 ENV_VAR = "MLX_GENERATIVE_DATA"
 # The repository's data/ folder, beside the package directory.
@@ -100,7 +109,7 @@ class Dataset:
     name: str
     split: str
     images: np.ndarray  # uint8 (N, 28, 28), read-only
-    labels: np.ndarray  # uint8 (N,), read-only
+    labels: np.ndarray | None  # uint8 (N,), read-only; None for an `idx` folder without labels
     source: Path  # directory read
     note: str  # e.g. "held-out last 1,000 digits of the shipped sample"
 
@@ -184,8 +193,8 @@ _fallback_noted = False
 
 
 def dataset_names() -> list[str]:
-    """Names accepted by `load_dataset`, `find_dataset` and `download`."""
-    return list(DATASETS)
+    """Names accepted by `load_dataset` and `find_dataset` (`download`: the registered ones)."""
+    return [*DATASETS, idx_folder.NAME]
 
 
 def get_spec(name: str) -> DatasetSpec:
@@ -194,7 +203,8 @@ def get_spec(name: str) -> DatasetSpec:
         return DATASETS[name]
     except KeyError:
         raise UsageError(
-            f"unknown data set {name!r}; known: {', '.join(dataset_names())}"
+            f"unknown data set {name!r}; known: {', '.join(DATASETS)}, "
+            f"or {idx_folder.NAME} for a folder of your own IDX files (with --data-dir)"
         ) from None
 
 
@@ -208,13 +218,16 @@ def find_dataset(name: str, data_dir: str | os.PathLike[str] | None = None) -> P
     """The directory holding data set `name`, searched in the order of the module docstring.
 
     `mnist` with no full copy anywhere resolves to the `mnist-sample` directory
-    (saying so once on stderr).
+    (saying so once on stderr). With `data_dir`, only that folder is looked in, and
+    every file of the data set found there is checked (a damaged one is a `DataError`).
 
     Raises:
         UsageError: `name` is not a known data set.
         DatasetNotFoundError: no directory holds it; the message lists each
             place looked and how to get the data.
     """
+    if name == idx_folder.NAME:
+        return _load_own("train", data_dir).source
     return _resolve(name, data_dir)[1]
 
 
@@ -235,6 +248,8 @@ def load_dataset(
     """
     if split not in SPLITS:
         raise UsageError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    if name == idx_folder.NAME:
+        return _load_own(split, data_dir)
     spec, directory = _resolve(name, data_dir)
     images_file, labels_file = spec.split_files(split)
     images, labels = _load_pair(directory, images_file, labels_file)
@@ -257,23 +272,47 @@ def evaluation_dataset(name: str) -> str:
     return "mnist" if name in ("mnist", "mnist-sample") else name
 
 
+def heldout_for_run(dataset: str, trained_data_dir=None, data_dir=None) -> Dataset:
+    """The held-out split that judges a run trained on `dataset` (`evaluation_dataset`'s test
+    split). A run on the user's own IDX folder is judged on that folder unless told otherwise."""
+    if dataset == idx_folder.NAME and data_dir is None:
+        data_dir = trained_data_dir
+    return load_heldout(evaluation_dataset(dataset), data_dir)
+
+
 def load_heldout(name: str, data_dir: str | os.PathLike[str] | None = None) -> Dataset:
     """The split to evaluate on: the data set's own test split wherever one is found,
     even with no training split beside it (the real MNIST test set while training
     used the sample); else what `load_dataset(name, "test")` gives.
     """
+    if name == idx_folder.NAME:
+        return _load_own("test", data_dir)
     spec = get_spec(name)
     if spec.test_images is not None and spec.test_labels is not None:
         for directory in _candidate_dirs(spec, data_dir):
             files = (spec.test_images, spec.test_labels)
-            if all(_locate(directory, f) is not None for f in files) and _payload_matches(directory, spec.test_labels):
+            # In a data_dir, the test files are the user's choice: checked on loading, never skipped.
+            if all(_locate(directory, f) is not None for f in files) and (
+                    data_dir is not None or _payload_matches(directory, spec.test_labels)):
                 images, labels = _load_pair(directory, spec.test_images, spec.test_labels)
                 return Dataset(spec.name, "test", images, labels, directory, f"{spec.title} test split")
     return load_dataset(name, "test", data_dir)
 
 
+def _load_own(split: str, data_dir) -> Dataset:
+    """A split of a folder of the user's own IDX files (idx_folder.py)."""
+    if data_dir is None:
+        raise UsageError(f"--dataset {idx_folder.NAME} needs --data-dir: the folder holding your "
+                         "train-images-idx3-ubyte (and, optionally, labels and t10k files)")
+    directory = Path(data_dir).resolve()
+    part = idx_folder.load_split(directory, split)
+    return Dataset(idx_folder.NAME, split, part.images, part.labels, directory, part.note)
+
+
 def _resolve(name: str, data_dir: str | os.PathLike[str] | None) -> tuple[DatasetSpec, Path]:
     spec = get_spec(name)
+    if data_dir is not None:
+        return _resolve_explicit(spec, Path(data_dir))
     try:
         return spec, _search(spec, data_dir)
     except DatasetNotFoundError:
@@ -296,12 +335,74 @@ def _note_fallback(directory: Path) -> None:
         )
 
 
+def _resolve_explicit(spec: DatasetSpec, root: Path) -> tuple[DatasetSpec, Path]:
+    """`data_dir` given: the data set in that folder, each file checked, or an error naming
+    what is missing or damaged. `mnist` may fall back only to a sample in that folder."""
+    if not root.is_dir():
+        raise DatasetNotFoundError(f"{root}: no such folder (--data-dir names the folder holding "
+                                   f"{spec.title}'s IDX files)")
+    directory = next((d for d in (root / spec.name, root) if _present(spec, d)), root)
+    present = _present(spec, directory)
+    _check_structure(spec, present)
+    missing = [f.name for f in spec.files if f not in present]
+    sample = DATASETS["mnist-sample"]
+    if missing and spec.name == "mnist" and _payload_matches(directory, sample.train_labels):
+        _resolve_explicit(sample, directory)  # the sample's own files, checked the same way
+        _note_fallback(directory)
+        return sample, directory
+    if missing:
+        raise DatasetNotFoundError(
+            f"{directory}: no complete {spec.title} copy there: missing {', '.join(missing)} (.gz or not). "
+            f"--data-dir is the only place looked when given; for your own IDX files use --dataset {idx_folder.NAME}"
+        )
+    for file in spec.label_files:  # cheap, and tells a look-alike from this data set
+        _check_checksum(present[file], file, read_idx_bytes(present[file]), spec)
+    return spec, directory
+
+
+# Files already checked by _check_structure, by (path, size, mtime): a run loads two splits,
+# and reading the full MNIST twice more would cost a second for nothing.
+_structure_checked: set[tuple] = set()
+
+
+def _check_structure(spec: DatasetSpec, present: dict[DataFile, Path]) -> None:
+    """Every file present decodes as IDX, and each split's images and labels agree in count:
+    a damaged file is named before anything is said to be missing."""
+    stamp = tuple(sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in present.values()))
+    if stamp in _structure_checked:
+        return
+    arrays = {file: read_idx(path) for file, path in present.items()}
+    for images, labels in ((spec.train_images, spec.train_labels), (spec.test_images, spec.test_labels)):
+        if images in arrays and labels in arrays:
+            check_idx_pair(arrays[images], arrays[labels], present[images], present[labels])
+    _structure_checked.add(stamp)
+
+
+def _present(spec: DatasetSpec, directory: Path) -> dict[DataFile, Path]:
+    """The files of `spec` that `directory` holds, by where they are."""
+    found = {file: _locate(directory, file) for file in spec.files}
+    return {file: path for file, path in found.items() if path is not None}
+
+
+def _check_checksum(path: Path, file: DataFile, payload: bytes, spec: DatasetSpec | None = None) -> None:
+    digest = hashlib.sha256(payload).hexdigest()
+    if digest != file.sha256:
+        whose = f"{spec.title}'s " if spec else ""
+        raise DataError(
+            f"{path}: checksum mismatch: SHA-256 of the decompressed data is {digest}, "
+            f"expected {whose}{file.sha256}; the file is corrupt or from another data set "
+            f"(delete it and fetch it again; your own IDX files train with --dataset {idx_folder.NAME})"
+        )
+
+
 def _candidate_dirs(spec: DatasetSpec, data_dir: str | os.PathLike[str] | None) -> list[Path]:
     """Directories to look in, in priority order (see the module docstring)."""
+    if data_dir is not None:  # "this folder", and only this folder
+        return [Path(data_dir) / spec.name, Path(data_dir)]
     candidates: list[Path] = []
-    for root in (data_dir, os.environ.get(ENV_VAR) or None):
-        if root is not None:
-            candidates += [Path(root) / spec.name, Path(root)]
+    root = os.environ.get(ENV_VAR) or None
+    if root is not None:
+        candidates += [Path(root) / spec.name, Path(root)]
     candidates += [
         REPO_DATA_DIR / spec.name, SHARED_DATA_DIR / spec.name, user_cache_dir(spec.name), *spec.system_dirs
     ]
@@ -359,11 +460,5 @@ def _load_verified(directory: Path, file: DataFile) -> np.ndarray:
         raise DataError(f"{directory / file.name}: file disappeared")
     payload = read_idx_bytes(path)
     array = decode_idx(payload, path)  # structural errors ("truncated by N bytes") say more than a hash
-    digest = hashlib.sha256(payload).hexdigest()
-    if digest != file.sha256:
-        raise DataError(
-            f"{path}: checksum mismatch: SHA-256 of the decompressed data is {digest}, "
-            f"expected {file.sha256}; the file is corrupt or from another data set "
-            "(delete it and fetch it again)"
-        )
+    _check_checksum(path, file, payload)
     return array

@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from ..console import Speaker
+from ..data import idx_folder
 from ..data.batches import to_model_input
-from ..data.datasets import evaluation_dataset, load_dataset, load_heldout
+from ..data.datasets import evaluation_dataset, heldout_for_run, load_dataset
 from ..errors import UsageError
 from ..families import FAMILIES, names_of
 from ..families.base import NUM_CLASSES, balanced_labels
@@ -32,6 +33,8 @@ from .features import classifier_dirs, classify, find_classifier
 
 EVAL_FILE = "eval.json"
 BINARIZE_SEED = 0  # the one fixed Bernoulli draw that binarizes the test set
+# What needs a classifier of the data set's classes, said by name when there is none.
+SAMPLE_FIGURES = "Frechet distance, Inception Score, confidence, precision and recall of the samples"
 
 
 def sample_quality(features, probs, reference_features, k: int = 3) -> dict:
@@ -130,10 +133,14 @@ def evaluate(
                                        guidance=guidance).items() if v is not None}
     settings = sampling_settings(run, overrides)  # a bad sampling option fails before any work
     dataset = run.config.data.dataset
+    own_data = dataset == idx_folder.NAME  # the user's own IDX folder: the run's folder is its identity
+    if own_data and data_dir is None:
+        data_dir = run.config.train.data_dir
     clf = find_classifier(dataset, classifier)  # so does a bad --classifier
-    test = load_heldout(evaluation_dataset(dataset), data_dir)  # the real MNIST test split for the sample too
+    test = heldout_for_run(dataset, data_dir=data_dir)  # the real MNIST test split for the sample too
     if heldout_images is not None:
-        test = dataclasses.replace(test, images=test.images[:heldout_images], labels=test.labels[:heldout_images])
+        test = dataclasses.replace(test, images=test.images[:heldout_images],
+                                   labels=None if test.labels is None else test.labels[:heldout_images])
     result: dict = {"run": str(run.run_dir) if run.run_dir else None, "kind": run.kind, "dataset": dataset}
 
     # Held-out losses, on the pixels the model was trained on.
@@ -160,9 +167,15 @@ def evaluate(
     # Sample quality on classifier features.
     if clf is None:
         result["samples"] = None
-        say(f"note: no classifier for {evaluation_dataset(dataset)} (looked in "
-            f"{', '.join(map(str, classifier_dirs(dataset)))}); sample metrics skipped. "
-            f"Train one with: bin/train classifier --dataset {dataset}")
+        result["skipped"] = SAMPLE_FIGURES
+        if own_data:  # no classifier knows the user's own classes
+            say(f"note: no classifier for your own IDX data, so these figures are not computed: {SAMPLE_FIGURES}. "
+                f"Train one on the same folder (it needs labels) and pass it: bin/train classifier --dataset "
+                f"{dataset} --data-dir {data_dir}, then bin/eval RUN --classifier CLASSIFIER_RUN")
+        else:
+            say(f"note: no classifier for {evaluation_dataset(dataset)} (looked in "
+                f"{', '.join(map(str, classifier_dirs(dataset)))}); sample metrics skipped "
+                f"({SAMPLE_FIGURES}). Train one with: bin/train classifier --dataset {dataset}")
     else:
         labels = balanced_labels(n_samples) if run.conditional else None
         started = time.perf_counter()
@@ -175,8 +188,10 @@ def evaluate(
         train_features, train_probs = classify(clf, train_images)
         result["classifier"] = {
             "run": str(clf.run_dir),
-            "heldout_accuracy": float(np.mean(test_probs.argmax(1) == test.labels)),
+            "heldout_accuracy": None if test.labels is None else float(np.mean(test_probs.argmax(1) == test.labels)),
         }
+        if test.labels is None:
+            say("note: the held-out images have no labels, so the classifier's held-out accuracy is not computed")
         result["samples"] = {
             "n": n_samples,
             "seed": seed,
@@ -223,9 +238,11 @@ def format_result(result: dict) -> str:
     samples = result.get("samples")
     if samples:
         ref, test = result["reference"]["train_vs_test"], result["reference"]["test"]
+        accuracy = result["classifier"]["heldout_accuracy"]
+        accuracy = "no labels to score it" if accuracy is None else f"{accuracy:.2%}"
         lines.append(
             f"samples: {samples['n']:,} generated in {samples['seconds']} s ({samples['sampling']}); "
-            f"classifier {result['classifier']['run']} ({result['classifier']['heldout_accuracy']:.2%} on held-out)"
+            f"classifier {result['classifier']['run']} ({accuracy} on held-out)"
         )
         lines.append(f"  {'':<24} {'generated':>10} {'real train (floor)':>20} {'real test':>10}")
         for key, label in (
@@ -241,7 +258,7 @@ def format_result(result: dict) -> str:
         if "conditional" in result:
             lines.extend(_format_conditional(result))
     elif samples is None:
-        lines.append("samples: not measured (no classifier)")
+        lines.append(f"samples: not measured (no classifier): {result.get('skipped', SAMPLE_FIGURES)}")
     return "\n".join(lines)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 
+from ..data import idx_folder
 from ..data.batches import to_model_input
 from ..data.datasets import REPO_DATA_DIR, evaluation_dataset, user_cache_dir
 from ..errors import UsageError
@@ -32,6 +33,8 @@ def find_classifier(dataset: str, explicit=None) -> Run | None:
         if not run.family.classifies:
             raise UsageError(f"--classifier {explicit}: not a classifier run (its kind is {run.kind})")
         return run
+    if dataset == idx_folder.NAME:  # a cached "idx" classifier may know another folder's classes
+        return None
     for directory in classifier_dirs(dataset):
         if (directory / checkpoint.CONFIG).is_file():
             return load(directory)

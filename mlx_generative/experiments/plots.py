@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.datasets import evaluation_dataset, load_heldout
+from ..data.datasets import heldout_for_run
 from ..data.images import grid
 from ..errors import UsageError
 from ..families import names_of
@@ -89,8 +89,8 @@ def _runs(runs, names):
 
 def heldout_digits(run, n: int | None = None):
     """The held-out images and labels a run's figures use: its data set's test split."""
-    test = load_heldout(evaluation_dataset(run.config.data.dataset))
-    return test.images[:n], test.labels[:n]
+    test = heldout_for_run(run.config.data.dataset, run.config.train.data_dir)
+    return test.images[:n], None if test.labels is None else test.labels[:n]
 
 
 # ---- loss curves ----------------------------------------------------------------------
@@ -183,14 +183,17 @@ def latent_map(runs, images=None, labels=None, *, method: str = "pca", n: int = 
         x, y = (images, labels) if images is not None else heldout_digits(run, n)
         points, (xlabel, ylabel) = project_2d(encode(run, x, y if run.conditional else None), method)
         classes = CLASS_NAMES.get(run.config.data.dataset)
-        scatter = ax.scatter(points[:, 0], points[:, 1], c=y, cmap="tab10", vmin=-0.5, vmax=9.5, s=4, alpha=0.7)
+        if y is None:  # the user's own data without labels: one colour
+            ax.scatter(points[:, 0], points[:, 1], s=4, alpha=0.7)
+        else:
+            scatter = ax.scatter(points[:, 0], points[:, 1], c=y, cmap="tab10", vmin=-0.5, vmax=9.5, s=4, alpha=0.7)
+            handles, _ = scatter.legend_elements(num=list(range(10)))
+            ax.legend(handles, classes or [str(i) for i in range(10)], title="label", fontsize="x-small",
+                      loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=0.8)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         what = run.family.code_name + (" given the label" if run.conditional else "")
         ax.set_title(f"{name}\n{run.family.title} {what}, {len(points):,} held-out images", fontsize="medium")
-        handles, _ = scatter.legend_elements(num=list(range(10)))
-        ax.legend(handles, classes or [str(i) for i in range(10)], title="label", fontsize="x-small",
-                  loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=0.8)
     fig.suptitle(f"Latent map ({method.upper() if method == 'pca' else 't-SNE'})")
     return fig
 
@@ -251,6 +254,8 @@ def reconstruction_rows(runs, *, n: int = 12, names=None):
 def _contrasting_pairs(run, pairs: int):
     """Held-out image pairs of different classes: the first 0 with the first 9, 1 with 8, ..."""
     images, labels = heldout_digits(run)
+    if labels is None:  # no classes to contrast: the first images, paired in order
+        return images[0 : 2 * pairs : 2], images[1 : 2 * pairs : 2]
     first = {c: int(np.argmax(labels == c)) for c in range(10) if (labels == c).any()}
     chosen = [(first[a], first[9 - a]) for a in range(10) if a in first and 9 - a in first][:pairs]
     if len(chosen) < pairs:

@@ -130,6 +130,11 @@ def sweep(
     sweep_dir = Path(out) / (name or default_name(kind, params))
     planned = plan(kind, params, common, sweep_dir)
     _check_sweep_file(sweep_dir, kind, params, common)
+    loaded = {}  # (dataset, data_dir) -> the (train, test) pair, read once for every run
+    for run, options in planned:  # before anything is written: bad data leaves nothing behind
+        source = (options.dataset, options.data_dir)
+        if run.status != "done" and source not in loaded:
+            loaded[source] = load_training_data(*source)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     checkpoint.write_json(
         sweep_dir / SWEEP_FILE,
@@ -137,14 +142,11 @@ def sweep(
         {"kind": kind, "params": list(params.items()), "common": common, "runs": [run.name for run, _ in planned]},
     )
 
-    loaded = {}  # (dataset, data_dir) -> the (train, test) pair, read once for every run
     todo = sum(run.status != "done" for run, _ in planned)
     say(f"sweep {sweep_dir}: {len(planned)} runs ({len(planned) - todo} already done)")
     for i, (run, options) in enumerate(planned, 1):
         head = f"[{i}/{len(planned)}] {kind} " + " ".join(f"{k}={format_value(v)}" for k, v in run.settings.items())
         source = (options.dataset, options.data_dir)
-        if run.status != "done" and source not in loaded:
-            loaded[source] = load_training_data(*source)
         if run.status != "done" and run.trained_by is not None:
             say(f"{head}: sampling the model of {run.trained_by.name}")
             _share_training(run.trained_by.run_dir, run.run_dir, options, loaded[source][1])

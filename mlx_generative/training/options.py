@@ -37,8 +37,9 @@ TRAINING = (
 )
 DATA_AND_OUTPUT = (
     Option("dataset", str, "mnist", "mnist (the shipped 10k sample when the full set is absent), "
-           "mnist-sample or fashion-mnist", group="data and output"),
-    Option("data_dir", str, None, "folder holding the dataset's IDX files", sweep=FIXED, group="data and output"),
+           "mnist-sample, fashion-mnist, or idx: your own IDX files in --data-dir", group="data and output"),
+    Option("data_dir", str, None, "the folder holding the data set's IDX files, and the only place looked",
+           sweep=FIXED, group="data and output"),
     Option("limit_train", int, None, "use only the first N training images", check=at_least(1),
            group="data and output"),
     Option("out", str, "outputs", "parent folder of run directories", sweep=NOT_IN_SWEEPS, group="data and output"),

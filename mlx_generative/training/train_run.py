@@ -55,6 +55,8 @@ def train(kind: str, options: TrainOptions | None = None, *, resume=None, verbos
     kernels = prebuild.start(f"train {kind}")  # valid options: MLX's first-run kernel builds, in the background
     if opts.shards is None:  # decided here, where training starts: the hardware is known
         opts.shards = parallel.default_shards(opts.batch_size, world)
+    if opts.data_dir is not None:  # recorded absolute, so that bin/eval finds the same folder from anywhere
+        opts.data_dir = str(Path(opts.data_dir).resolve())
     train_data, test_data = data or load_training_data(opts.dataset, opts.data_dir)
     stream = training_batches(family, opts, train_data, world, say)
 
@@ -148,7 +150,8 @@ def check_training_labels(data: Dataset, needed_by: str) -> None:
     """Label-trained models need every training image's class, in 0 .. NUM_CLASSES - 1."""
     labels = data.labels
     if labels is None or len(labels) != len(data.images):
-        raise UsageError(f"{needed_by} trains on labels, and the {data.name} training images have none")
+        raise UsageError(f"{needed_by} trains on labels, and the {data.name} training images in {data.source} "
+                         "have none (a *train-labels-idx1-ubyte file beside the images)")
     if len(labels) and int(labels.max()) >= NUM_CLASSES:
         raise UsageError(
             f"{needed_by}: the {data.name} labels go up to {int(labels.max())}; the models here know "

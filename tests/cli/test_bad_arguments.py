@@ -1,18 +1,95 @@
-"""Every bad command-line argument we know of, in one table: exit status 2, one line naming
-the argument and what was expected, no traceback, and nothing left on disk. The training
+"""Every bad input we know of, in one table: exit status 2, one line naming the argument,
+file or folder and what was expected, no traceback, and nothing left on disk. The training
 rows go through the Python API too, which must refuse them with the same words."""
 
 from __future__ import annotations
 
+import gzip
 import shlex
+import shutil
 from collections import namedtuple
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 import mlx_generative as mg
 from mlx_generative.cli.flags import none_to_python
 from mlx_generative.cli.train import setup_arg_parser
+from mlx_generative.data.idx import write_idx
 from mlx_generative.errors import MlxGenerativeError
+
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "mnist-sample"
+IMAGES, LABELS = "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"
+
+
+def _sample_copy(folder: Path) -> None:
+    """The shipped sample's two files: a folder `--dataset mnist` accepts as it is."""
+    folder.mkdir(parents=True)
+    for name in (IMAGES, LABELS):
+        shutil.copyfile(SAMPLE / name, folder / name)
+
+
+def _rewrite(path: Path, change, raw: bool = False) -> None:
+    """Replace a gzip IDX file by ``change(its payload)``, gzipped again (or raw, without .gz)."""
+    payload = change(gzip.decompress(path.read_bytes()))
+    path.unlink()
+    if raw:
+        path.with_suffix("").write_bytes(payload)
+    else:
+        path.write_bytes(gzip.compress(payload))
+
+
+def _own(folder: Path, images=(6, 28, 28), labels: bool = True, test: bool = True, test_labels=None, **extra) -> None:
+    """A folder of one's own IDX files (--dataset idx)."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    write_idx(folder / "train-images-idx3-ubyte.gz", rng.integers(0, 256, images, dtype=np.uint8))
+    if labels:
+        write_idx(folder / "train-labels-idx1-ubyte.gz", np.arange(images[0], dtype=np.uint8) % 10)
+    if test:
+        write_idx(folder / "t10k-images-idx3-ubyte.gz", rng.integers(0, 256, (4, 28, 28), dtype=np.uint8))
+    if test and (labels if test_labels is None else test_labels):
+        write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.arange(4, dtype=np.uint8))
+    for name, array in extra.items():
+        write_idx(folder / name.replace("_", "-"), array)
+
+
+def _damaged(change_images=None, change_labels=None, raw: bool = False):
+    def build(folder: Path) -> None:
+        _sample_copy(folder)
+        if change_images:
+            _rewrite(folder / IMAGES, change_images, raw)
+        if change_labels:
+            _rewrite(folder / LABELS, change_labels, raw)
+    return build
+
+
+def _corrupt_gzip(folder: Path) -> None:
+    _sample_copy(folder)
+    data = bytearray((folder / IMAGES).read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)  # zeros in the middle of the deflate stream
+    (folder / IMAGES).write_bytes(bytes(data))
+
+
+# "DATA:<name>" in a command stands for a folder built by DATA_FOLDERS[name]; "{data}" in
+# its message for that folder's path.
+DATA_FOLDERS = {
+    "truncated-images": _damaged(change_images=lambda b: b[:-100], raw=True),
+    "bad-magic": _damaged(change_labels=lambda b: b"\x08\x03" + b[2:]),
+    "counts-disagree": _damaged(change_labels=lambda b: b[:4] + (9_999).to_bytes(4, "big") + b[8:-1]),
+    "corrupt-gzip": _corrupt_gzip,
+    "absent": lambda folder: None,
+    "empty": lambda folder: folder.mkdir(parents=True),
+    "foreign-labels": _damaged(change_labels=lambda b: b[:8] + bytes(len(b) - 8)),
+    "own": _own,
+    "own-32x32": lambda folder: _own(folder, images=(6, 32, 32)),
+    "own-colour": lambda folder: _own(folder, images=(6, 28, 28, 3)),
+    "own-unlabelled": lambda folder: _own(folder, labels=False, test=False),
+    "own-two-sets": lambda folder: _own(folder, emnist_letters_train_images_idx3_ubyte=np.zeros((2, 28, 28), np.uint8)),
+    "own-test-unlabelled": lambda folder: _own(folder, test_labels=False),
+    "own-no-images": lambda folder: _own(folder, test=False) or (folder / "train-images-idx3-ubyte.gz").unlink(),
+}
 
 Bad = namedtuple("Bad", "command message")
 # "RUN" stands for a tiny trained run of the family after it; "OUT" for an empty folder.
@@ -60,6 +137,34 @@ BAD_ARGUMENTS = [
     Bad("train vae --resume /nonexistent/run", "/nonexistent/run: no such run directory"),
     Bad("train vae --resume RUN:ae", "that run trains a ae, not a vae"),
     Bad("train ae --ranks 0", "--ranks must be >= 1, got 0"),
+    # --data-dir means "this folder": damage there is an error naming the file, never a fall-back
+    Bad("train ae --data-dir DATA:truncated-images", "{data}/train-images-idx3-ubyte: truncated by 100 bytes"),
+    Bad("train vae --data-dir DATA:bad-magic", "{data}/train-labels-idx1-ubyte.gz: bad magic number 0x0803"),
+    Bad("train ae --data-dir DATA:counts-disagree",
+        "{data}/train-images-idx3-ubyte.gz and {data}/train-labels-idx1-ubyte.gz disagree: 10,000 images but 9,999"),
+    Bad("train ddpm --data-dir DATA:corrupt-gzip", "{data}/train-images-idx3-ubyte.gz: corrupt gzip data"),
+    Bad("train ae --data-dir DATA:absent", "{data}: no such folder"),
+    Bad("train ae --data-dir DATA:empty", "{data}: no complete MNIST copy there: missing train-images-idx3-ubyte.gz"),
+    Bad("train ae --data-dir DATA:foreign-labels", "{data}: no complete MNIST copy there: missing t10k-images"),
+    Bad("train ae --dataset fashion-mnist --data-dir DATA:counts-disagree", "disagree: 10,000 images but 9,999"),
+    Bad("sweep ae --latent-dim 4,8 --data-dir DATA:truncated-images", "{data}/train-images-idx3-ubyte: truncated by"),
+    Bad("eval RUN:ae --data-dir DATA:empty", "{data}: no complete MNIST copy there: missing"),
+    # --dataset idx: one's own IDX files, checked by structure
+    Bad("train ae --dataset idx", "--dataset idx needs --data-dir"),
+    Bad("train ae --dataset idx --data-dir DATA:own-32x32",
+        "{data}/train-images-idx3-ubyte.gz: images are 32x32; the models take 28x28 grayscale images"),
+    Bad("train ae --dataset idx --data-dir DATA:own-colour", "{data}/train-images-idx3-ubyte.gz: colour images"),
+    Bad("train vae --dataset idx --data-dir DATA:own-two-sets",
+        "{data}: 2 files could be the train images (emnist-letters-train-images-idx3-ubyte, train-images-idx3-ubyte.gz)"),
+    Bad("train vae --dataset idx --data-dir DATA:own-test-unlabelled",
+        "{data}: train-labels-idx1-ubyte.gz labels the train images but t10k-images-idx3-ubyte.gz has no labels file"),
+    Bad("train ae --dataset idx --data-dir DATA:own-no-images", "{data}: no training images"),
+    Bad("train ae --dataset idx --data-dir DATA:absent", "{data}: no such folder"),
+    Bad("train vae --conditional --dataset idx --data-dir DATA:own-unlabelled",
+        "--conditional trains on labels, and the idx training images in {data} have none"),
+    Bad("train classifier --dataset idx --data-dir DATA:own-unlabelled", "classifier trains on labels"),
+    Bad("train ae --dataset idx --data-dir DATA:own --batch-size 6 --limit-train 5",
+        "batch size must be between 1 and the number of training images (5)"),
     # bin/sample
     Bad("sample /nonexistent/run", "/nonexistent/run: no such run directory"),
     Bad("sample RUN:ddpm --labels seven", "--labels 'seven': expected comma-separated class numbers"),
@@ -91,25 +196,36 @@ BAD_ARGUMENTS = [
 ]
 
 
-def _argv(command: str, tiny_runs, out) -> list[str]:
-    argv = []
+def _argv(command: str, tiny_runs, tmp_path: Path) -> tuple[list[str], Path | None]:
+    """The command's words with RUN:/DATA: resolved, and the data folder (if any)."""
+    argv, data = [], None
     for word in shlex.split(command):
-        argv.append(str(tiny_runs[word.split(":", 1)[1]].run_dir) if word.startswith("RUN:") else word)
+        if word.startswith("RUN:"):
+            word = str(tiny_runs[word.split(":", 1)[1]].run_dir)
+        elif word.startswith("DATA:"):
+            data = tmp_path / word.split(":", 1)[1]
+            DATA_FOLDERS[word.split(":", 1)[1]](data)
+            word = str(data)
+        argv.append(word)
     if argv[0] in ("train", "sweep") and len(argv) > 2:
-        argv += ["--out", str(out)]
-    return argv
+        argv += ["--out", str(tmp_path / "out")]
+    return argv, data
 
 
 @pytest.mark.parametrize("case", BAD_ARGUMENTS, ids=lambda c: c.command)
 def test_bad_arguments(case, tiny_runs, cli, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    status, err = cli(_argv(case.command, tiny_runs, out))
-    assert status == 2
-    assert case.message in err
+    argv, data = _argv(case.command, tiny_runs, tmp_path)
+    message = case.message.format(data=data)
+    status, err = cli(argv)
+    assert status == 2, err
+    assert message in err
     assert "Traceback" not in err
     said = [line for line in err.splitlines() if "error" in line]  # argparse prints its usage first
-    assert len(said) == 1 and case.message in said[0]
+    assert len(said) == 1 and message in said[0]
+    if data is not None:
+        assert "using the 10,000-digit sample" not in err, "--data-dir: never a fall-back to other data"
     assert not any(out.iterdir()), "a rejected command leaves nothing behind"
 
 
@@ -119,9 +235,11 @@ TRAINING_ROWS = [c for c in BAD_ARGUMENTS if c.command.startswith("train ") and 
 
 @pytest.mark.parametrize("case", TRAINING_ROWS, ids=lambda c: c.command)
 def test_the_python_api_refuses_the_same_training_settings(case, tmp_path):
-    args = vars(setup_arg_parser().parse_args(shlex.split(case.command)[1:]))
+    words, data = _argv(case.command, None, tmp_path)
+    args = vars(setup_arg_parser().parse_args(words[1:]))
     kind = args.pop("kind")
     with pytest.raises(MlxGenerativeError) as error:
-        mg.train(kind, out=str(tmp_path), verbose=False, **none_to_python(args))
-    assert case.message in str(error.value)
-    assert not any(tmp_path.iterdir())
+        mg.train(kind, verbose=False, **none_to_python(args))
+    assert case.message.format(data=data) in str(error.value)
+    out = tmp_path / "out"
+    assert not out.exists() or not any(out.iterdir())

@@ -83,21 +83,32 @@ def isolated(tmp_path, monkeypatch):
 
 def test_resolution_order(isolated, monkeypatch):
     places = {
-        "arg": write_toy(isolated["arg"] / "toy"),
         "env": write_toy(isolated["env"] / "toy"),
         "repo": write_toy(isolated["repo"] / "toy"),
         "cache": write_toy(isolated["cache"] / "mlx-generative" / "toy"),
         "system": write_toy(isolated["system"] / "toy"),
     }
     monkeypatch.setenv(datasets.ENV_VAR, str(isolated["env"]))
-    assert find_dataset("toy", data_dir=isolated["arg"]) == places["arg"]
+    assert find_dataset("toy") == places["env"]
     # Each winner removed in turn reveals the next one in line.
-    for winner, runner_up in [("arg", "env"), ("env", "repo"), ("repo", "cache"), ("cache", "system")]:
+    for winner, runner_up in [("env", "repo"), ("repo", "cache"), ("cache", "system")]:
         shutil.rmtree(places[winner])
-        assert find_dataset("toy", data_dir=isolated["arg"]) == places[runner_up]
+        assert find_dataset("toy") == places[runner_up]
     shutil.rmtree(places["system"])
     with pytest.raises(DatasetNotFoundError):
+        find_dataset("toy")
+
+
+def test_an_explicit_data_dir_is_the_only_place_looked(isolated, monkeypatch):
+    """A user who points at a folder must never get results from another copy."""
+    monkeypatch.setenv(datasets.ENV_VAR, str(write_toy(isolated["env"] / "toy").parent))
+    chosen = write_toy(isolated["arg"] / "toy")
+    assert find_dataset("toy", data_dir=isolated["arg"]) == chosen
+    shutil.rmtree(chosen)
+    with pytest.raises(DatasetNotFoundError) as info:
         find_dataset("toy", data_dir=isolated["arg"])
+    assert str(isolated["arg"]) in str(info.value) and "missing train-images-idx3-ubyte.gz" in str(info.value)
+    assert str(isolated["env"]) not in str(info.value)
 
 
 def test_explicit_dir_and_env_may_hold_the_files_directly(isolated, monkeypatch):
@@ -143,13 +154,12 @@ def test_corrupt_images_fail_the_checksum_on_load(isolated):
 def test_not_found_lists_every_place_and_how_to_get_it(isolated, monkeypatch):
     monkeypatch.setenv(datasets.ENV_VAR, str(isolated["env"]))
     with pytest.raises(DatasetNotFoundError) as info:
-        find_dataset("toy", data_dir=isolated["arg"])
+        find_dataset("toy")
     message = str(info.value)
     assert "\n" not in message
     for place in [
-        isolated["arg"] / "toy",
-        isolated["arg"],
         isolated["env"] / "toy",
+        isolated["env"],
         isolated["repo"] / "toy",
         isolated["cache"] / "mlx-generative" / "toy",
         isolated["system"] / "toy",
