@@ -8,6 +8,7 @@ pictures' content; the trainer (trainer.py) knows no family at all.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import shutil
 import sys
 import time
@@ -27,7 +28,7 @@ from ..errors import CheckpointError, UsageError
 from ..families import get_family
 from ..families.base import NUM_CLASSES, Family
 from ..runtime import blas, jit, parallel, prebuild
-from . import checkpoint, distributed, runconfig
+from . import checkpoint, distributed, runconfig, runlock
 from .inference import denoising_trajectory, reconstruct, sample
 from .options import TrainOptions, from_overrides, resolve
 from .runconfig import DataInfo, RunConfig
@@ -183,23 +184,39 @@ def check_free_space(directory: Path, needed: int, flag: str) -> None:
         raise UsageError(f"{flag} {directory}: only {free / 1e6:.1f} MB free, a run needs about {needed / 1e6:.1f} MB")
 
 
-def new_run_dir(opts: TrainOptions, kind: str, model: nn.Module) -> Path:
+def new_run_dir(opts: TrainOptions, kind: str, model: nn.Module, say: Speaker) -> Path:
     """A fresh, writable run directory under --out (--name, or kind-date-time; "-2"... if taken)."""
     out = Path(opts.out)
     check_free_space(out, run_size_bytes(model, opts), "--out")
     base = opts.name or f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run_dir, i = out / base, 1
-    while run_dir.exists():
-        i += 1
-        run_dir = out / f"{base}-{i}"
     try:
-        run_dir.mkdir(parents=True)
+        out.mkdir(parents=True, exist_ok=True)
+        for i in itertools.count(1):
+            run_dir = out / (base if i == 1 else f"{base}-{i}")
+            try:
+                run_dir.mkdir()  # atomic: two runs started at once never share a directory
+                break
+            except FileExistsError:
+                continue
         probe = run_dir / ".write-test"
         probe.write_bytes(b"ok")
         probe.unlink()
     except OSError as e:
         raise UsageError(f"--out {out}: cannot create a run directory there ({e.strerror})") from None
+    if opts.name and run_dir.name != opts.name:
+        say(f"note: {out / opts.name} already exists; this run is {run_dir}")
     return run_dir
+
+
+def write_as_it_trains(loop: TrainLoop, run: Run, optimizer, evaluate, resumed: bool) -> None:
+    """Rank 0's part: the metrics, checkpoints and held-out figures written while it trains."""
+    run_dir, opts = run.run_dir, run.config.train
+    loop.resume_hint = f"resume with the same launch and: bin/train {run.kind} --resume {run_dir}"
+    loop.checkpointed = loop.start_step if resumed else None
+    loop.on_log = lambda step, record: checkpoint.append_metrics(run_dir, record)
+    loop.on_checkpoint = lambda step: checkpoint.save_checkpoint(
+        run_dir, step, run.model, optimizer, opts.keep_checkpoints, ema=loop.ema)
+    loop.on_eval = evaluate
 
 
 def restore_checkpoint(run: Run, optimizer, rank: int, say: Speaker) -> tuple[int, dict | None]:
