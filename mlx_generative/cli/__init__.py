@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import MlxGenerativeError
-from ..training.trainer import NonFiniteLossError, TrainingInterrupted
+from ..training.trainer import NonFiniteLossError, RankLostError, TrainingInterrupted
 from . import evaluate, fetch_data, info, report, sample, sweep, train
 
 COMMANDS = {
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + stop.signum  # 130 for SIGINT, 143 for SIGTERM, as shells expect
     except MlxGenerativeError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 1 if isinstance(e, NonFiniteLossError) else 2
+        return 1 if isinstance(e, (NonFiniteLossError, RankLostError)) else 2  # a failed run, not bad input
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -7,7 +7,6 @@ and each family's), so the parser, the help text and the defaults cannot disagre
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 
 from ..errors import UsageError
@@ -76,4 +75,4 @@ def launch(ranks: int, argv: list[str]) -> int:
             rest.append(arg)
     command = distributed.launch_command(ranks, ["train", *rest])
     print("launching: " + " ".join(command), file=sys.stderr, flush=True)
-    return subprocess.call(command)
+    return distributed.run_launch(command)

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
 import socket
+import subprocess
 import sys
 
 import mlx.core as mx
@@ -91,6 +93,31 @@ def launch_command(ranks: int, argv: list[str], port: int | None = None) -> list
     return [launcher, "-n", str(ranks), "--backend", "ring", "--starting-port", str(port), "--cwd", os.getcwd(),
             *(f"--env={name}={value}" for name, value in thread_share(ranks).items()),
             "--", sys.executable, "-m", "mlx_generative", *argv]
+
+
+# How mlx.launch reports a rank that failed (it then stops the others, and exits 0 itself).
+_RANK_FAILED = re.compile(rb"Node with rank (\d+) (?:exited with code (-?\d+)|was killed)")
+
+
+def run_launch(command: list[str]) -> int:
+    """Run ``launch_command``'s command, passing its output through; its exit status is the
+    first failed rank's (1 for a rank killed by a signal), 0 only when every rank succeeded."""
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE)
+    fd, tail, status = proc.stderr.fileno(), b"", 0
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except KeyboardInterrupt:  # the ranks got Ctrl-C too: they checkpoint and stop; wait for them
+            continue
+        if not chunk:
+            break
+        sys.stderr.buffer.write(chunk)
+        sys.stderr.buffer.flush()
+        tail = (tail + chunk)[-4096:]
+        if not status and (failed := _RANK_FAILED.search(tail)):
+            code = int(failed.group(2)) if failed.group(2) else 1
+            status = code if code > 0 else 1
+    return proc.wait() or status
 
 
 def oversubscription_warning(size: int) -> str | None:

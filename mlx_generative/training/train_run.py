@@ -65,40 +65,38 @@ def train(kind: str, options: TrainOptions | None = None, *, resume=None, verbos
     model_args = saved.model if saved else family.model_args(opts)
     model = family.build(model_args)
     optimizer = optim.Adam(learning_rate=learning_rate(opts), bias_correction=True)  # as PyTorch and the paper
-    run_dir = Path(resume) if resume else (new_run_dir(opts, kind, model) if rank == 0 else None)
+    run_dir = Path(resume) if resume else (new_run_dir(opts, kind, model, say) if rank == 0 else None)
     heldout = test_data.note or f"{test_data.name} test split"
     config = RunConfig(kind, model_args, opts, DataInfo(train_data.name, len(stream.images), heldout), ranks=world)
-    run = Run(model=model, config=config, run_dir=run_dir)
-    start_step, ema = restore_checkpoint(run, optimizer, rank, say) if resume else (0, None)
-    if rank == 0:
-        runconfig.write(run_dir, config)
-    say(f"training {kind} on {len(stream.images)} {train_data.name} images for {opts.steps} steps "
-        f"(batch {opts.batch_size}" + (f" per process x {world} processes" if world > 1 else "")
-        + (f", split over {opts.shards} CPU streams" if opts.shards > 1 else "") + f") -> {run_dir}")
+    with runlock.held(run_dir if rank == 0 else None):  # one process writes a run at a time
+        run = Run(model=model, config=config, run_dir=run_dir)
+        start_step, ema = restore_checkpoint(run, optimizer, rank, say) if resume else (0, None)
+        if rank == 0:
+            runconfig.write(run_dir, config)
+        say(f"training {kind} on {len(stream.images)} {train_data.name} images for {opts.steps} steps "
+            f"(batch {opts.batch_size}" + (f" per process x {world} processes" if world > 1 else "")
+            + (f", split over {opts.shards} CPU streams" if opts.shards > 1 else "") + f") -> {run_dir}")
 
-    loop = training_loop(opts, start_step, ema, rank, world, verbose)
-    evaluate = heldout_evaluator(run, test_data, loop, say)
-    if rank == 0:
-        loop.on_log = lambda step, record: checkpoint.append_metrics(run_dir, record)
-        loop.on_checkpoint = lambda step: checkpoint.save_checkpoint(
-            run_dir, step, model, optimizer, opts.keep_checkpoints, ema=loop.ema)
-        loop.on_eval = evaluate
-    kernels.wait()
-    started = time.perf_counter()
-    try:
-        run_loop(model, optimizer, family.loss_fn(opts), lambda step: distributed.shard(stream.batch(step), rank, world),
-                 loop, family.scalars_at(opts))
-    except TrainingInterrupted as stop:
-        if rank == 0:  # only rank 0 has a run directory (and wrote the checkpoint)
-            say(f"{stop}: checkpoint written to {checkpoint.checkpoint_dir(run_dir, stop.step)}\n"
-                f"resume with: bin/train {kind} --resume {run_dir}")
-        raise
-    seconds = time.perf_counter() - started
-    if rank == 0:  # every rank holds the same weights; rank 0 writes them
-        finish_run(run, optimizer, loop, stream, test_data, seconds, start_step, evaluate, say)
-    elif loop.ema is not None:
-        model.update(loop.ema)
-    return run
+        loop = training_loop(opts, start_step, ema, rank, world, verbose)
+        evaluate = heldout_evaluator(run, test_data, loop, say)
+        if rank == 0:
+            write_as_it_trains(loop, run, optimizer, evaluate, resumed=bool(resume))
+        kernels.wait()
+        started = time.perf_counter()
+        try:
+            run_loop(model, optimizer, family.loss_fn(opts), lambda step: distributed.shard(stream.batch(step), rank, world),
+                     loop, family.scalars_at(opts))
+        except TrainingInterrupted as stop:
+            if rank == 0:  # only rank 0 has a run directory (and wrote the checkpoint)
+                say(f"{stop}: checkpoint written to {checkpoint.checkpoint_dir(run_dir, stop.step)}\n"
+                    f"resume with: bin/train {kind} --resume {run_dir}")
+            raise
+        seconds = time.perf_counter() - started
+        if rank == 0:  # every rank holds the same weights; rank 0 writes them
+            finish_run(run, optimizer, loop, stream, test_data, seconds, start_step, evaluate, say)
+        elif loop.ema is not None:
+            model.update(loop.ema)
+        return run
 
 
 # ---- the steps of train(), in order ---------------------------------------------------

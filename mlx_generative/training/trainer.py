@@ -16,11 +16,9 @@ or not the run was interrupted and resumed before it.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,11 +33,20 @@ from tqdm import tqdm
 
 from ..errors import MlxGenerativeError
 from ..runtime import parallel
+from . import signals
 from .distributed import mean_over_ranks
+
+# A rank whose step has not ended this long after SIGINT/SIGTERM is stuck in a collective
+# (a peer died) and ends itself: long enough for a step and a checkpoint of our models.
+STUCK_STEP_GRACE_S = 15.0
 
 
 class NonFiniteLossError(MlxGenerativeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class RankLostError(MlxGenerativeError):
+    """Another process of the launch stopped or died mid-step; rank 0's checkpoints are kept."""
 
 
 class TrainingInterrupted(MlxGenerativeError):
@@ -49,30 +56,6 @@ class TrainingInterrupted(MlxGenerativeError):
         super().__init__(f"interrupted by {signal.Signals(signum).name} after step {step}")
         self.step = step
         self.signum = signum
-
-
-@contextlib.contextmanager
-def _deferred_signals():
-    """Turn SIGINT/SIGTERM into a flag checked between steps, so no step is cut in half."""
-    received: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield received  # handlers can only be installed from the main thread
-        return
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    def handler(signum, frame):
-        if received:  # a second Ctrl-C means "now"
-            signal.signal(signal.SIGINT, previous[signal.SIGINT])
-            raise KeyboardInterrupt
-        received.append(signum)
-
-    for sig in previous:
-        signal.signal(sig, handler)
-    try:
-        yield received
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 LossFn = Callable[[nn.Module, mx.array, dict], tuple[mx.array, dict]]
@@ -143,6 +126,8 @@ class TrainLoop:
     on_log: Callable[[int, dict], None] | None = None
     on_checkpoint: Callable[[int], None] | None = None
     on_eval: Callable[[int], dict] | None = None
+    resume_hint: str | None = None  # how to resume this run, said if it must stop without a checkpoint
+    checkpointed: int | None = None  # the newest step on_checkpoint wrote (start_step when resuming)
     history: list = field(default_factory=list)
 
 
@@ -173,8 +158,20 @@ def run_loop(
     ``loop.on_checkpoint`` and raise ``TrainingInterrupted``.
     """
     parallel.keep_freed_buffers()
-    with _deferred_signals() as received, parallel.blas_threads_for(loop.shards):
+    grace = STUCK_STEP_GRACE_S if loop.world_size > 1 else None  # only a group can block forever
+    with signals.deferred(grace, lambda: _stuck_explanation(loop)) as received, parallel.blas_threads_for(loop.shards):
         return _train(model, optimizer, loss_fn, batch_at, loop, scalars_at, received)
+
+
+def _stuck_explanation(loop: TrainLoop) -> str:
+    """Why a rank's step never ended, and where its run stands (signals.py)."""
+    said = f"rank {loop.rank} of {loop.world_size} lost touch with the other ranks: one of them stopped or died"
+    if loop.rank != 0:
+        return said + " (rank 0 keeps the checkpoints)"
+    if loop.checkpointed is None:
+        return said + "; no checkpoint was written yet"
+    return said + f"; the newest checkpoint is step {loop.checkpointed}" + (
+        f": {loop.resume_hint}" if loop.resume_hint else "")
 
 
 def ema_decay_at(step: int, decay: float) -> float:
@@ -226,7 +223,12 @@ def _train(model, optimizer, loss_fn, batch_at, loop: TrainLoop, scalars_at, rec
         if loop.ema_decay:
             decay = mx.array(ema_decay_at(step, loop.ema_decay), dtype=mx.float32)
             loop.ema = _ema_update(loop.ema, model.trainable_parameters(), decay)
-        mx.eval(loss, metrics, state, loop.ema)
+        try:
+            mx.eval(loss, metrics, state, loop.ema)
+        except RuntimeError as e:
+            if loop.world_size == 1:
+                raise
+            raise RankLostError(f"{e}: {_stuck_explanation(loop)}") from None  # MLX's ring saw it
         for name, value in {"loss": loss, **metrics}.items():
             window[name] = window[name] + value if name in window else value
         window_steps += 1
@@ -255,6 +257,7 @@ def _train(model, optimizer, loss_fn, batch_at, loop: TrainLoop, scalars_at, rec
                 flush(done)
             if loop.on_checkpoint:
                 loop.on_checkpoint(done)
+                loop.checkpointed = done
             if received:
                 if window_steps:
                     flush(done)
