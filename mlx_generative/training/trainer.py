@@ -36,6 +36,7 @@ from ..runtime import parallel
 from . import signals
 from .distributed import mean_over_ranks
 
+STOP_ASKED = "_stop_asked"  # a group's scalar: > 0 when some rank got SIGINT/SIGTERM
 # A rank whose step has not ended this long after SIGINT/SIGTERM is stuck in a collective
 # (a peer died) and ends itself: long enough for a step and a checkpoint of our models.
 STUCK_STEP_GRACE_S = 15.0
@@ -93,6 +94,9 @@ def make_train_step(
         (loss, metrics), grads = loss_and_grad(model, batch, scalars)
         if world_size > 1:
             grads = nn.average_gradients(grads)
+            # A stop asked of any rank reaches every rank with the step's metrics, so that all
+            # stop after the same step (a rank that went on would wait for the others forever).
+            metrics = {**metrics, STOP_ASKED: scalars[STOP_ASKED]}
             loss, metrics = mean_over_ranks((loss, metrics), world_size)
         if clip_grad_norm:
             grads, _ = optim.clip_grad_norm(grads, clip_grad_norm)
@@ -218,6 +222,8 @@ def _train(model, optimizer, loss_fn, batch_at, loop: TrainLoop, scalars_at, rec
         if not loop.batch_size:
             loop.batch_size = parallel.batch_length(batch)
         scalars = {k: mx.array(v, dtype=mx.float32) for k, v in scalars_at(step).items()}
+        if loop.world_size > 1:
+            scalars[STOP_ASKED] = mx.array(float(bool(received)), dtype=mx.float32)
         mx.random.seed(step_seed(loop.seed, step, loop.rank))
         loss, metrics = train_step(batch, scalars)
         if loop.ema_decay:
@@ -229,6 +235,10 @@ def _train(model, optimizer, loss_fn, batch_at, loop: TrainLoop, scalars_at, rec
             if loop.world_size == 1:
                 raise
             raise RankLostError(f"{e}: {_stuck_explanation(loop)}") from None  # MLX's ring saw it
+        stop = received[:1]
+        if STOP_ASKED in metrics:  # the group's answer: every rank stops after this same step
+            asked = metrics.pop(STOP_ASKED).item() > 0
+            stop = (received or [signal.SIGTERM])[:1] if asked else []
         for name, value in {"loss": loss, **metrics}.items():
             window[name] = window[name] + value if name in window else value
         window_steps += 1
@@ -252,18 +262,18 @@ def _train(model, optimizer, loss_fn, batch_at, loop: TrainLoop, scalars_at, rec
         if loop.on_eval and loop.eval_every and done % loop.eval_every == 0 and done < loop.steps:
             loop.on_eval(done)
         due = loop.checkpoint_every and done % loop.checkpoint_every == 0 and done < loop.steps
-        if received or due:
+        if stop or due:
             if not math.isfinite(loss.item()):  # never checkpoint a blown-up model
                 flush(done)
             if loop.on_checkpoint:
                 loop.on_checkpoint(done)
                 loop.checkpointed = done
-            if received:
+            if stop:
                 if window_steps:
                     flush(done)
                 if bar is not None:
                     bar.close()
-                raise TrainingInterrupted(done, received[0])
+                raise TrainingInterrupted(done, stop[0])
         window_start += time.perf_counter() - paused  # images/s counts training time only
     if bar is not None:
         bar.close()

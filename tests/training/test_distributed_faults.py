@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -180,3 +181,24 @@ def test_bin_train_ranks_fails_when_a_rank_failed(capfd):
     assert distributed.run_launch(launcher("[WARN] Node with rank 0 was killed\n")) == 1
     assert distributed.run_launch(launcher("step 3/3 loss 0.1\n")) == 0
     assert "Node with rank 1 exited with code 143" in capfd.readouterr().err  # passed through
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="finds the ranks through /proc")
+def test_a_signal_to_one_rank_stops_every_rank_after_the_same_step(tmp_path):
+    """Ctrl-C or SIGTERM reaching one rank: the group agrees on the step, rank 0 checkpoints it."""
+    run_dir = tmp_path / "run"
+    launch = _launch(["train", "ae", "--steps", "1000000", "--checkpoint-every", "1000000", *ARGS,
+                      "--out", str(tmp_path), "--name", "run"], tmp_path)
+    deadline = time.monotonic() + 240
+    while len(checkpoint.read_metrics(run_dir) if run_dir.is_dir() else []) < 20:
+        assert launch.poll() is None and time.monotonic() < deadline, launch.communicate()[0][-3000:]
+        time.sleep(0.2)
+    os.kill(_rank_pids(launch.pid)[1], signal.SIGTERM)
+    signalled = time.monotonic()
+    out = _finish(launch, timeout=BOUND_S)
+    print(f"the launch ended {time.monotonic() - signalled:.1f} s after SIGTERM reached rank 1")
+    assert time.monotonic() - signalled < 10, out[-3000:]  # no rank waited out the 15 s grace
+    stopped = re.search(r"interrupted by SIGTERM after step (\d+): checkpoint written", out)
+    assert stopped, out[-3000:]
+    assert (checkpoint.list_checkpoints(run_dir)[-1].name == f"step-{int(stopped.group(1)):08d}")
+    assert "lost touch" not in out
