@@ -44,14 +44,19 @@ class Run:
         yield self.config
 
 
+def build_model(config: RunConfig, run_dir) -> nn.Module:
+    """The network a run's config.json describes; CheckpointError if it cannot be built."""
+    try:
+        return config.family.build(config.model)
+    except Exception as e:  # bad types or values surface from mlx as TypeError/ValueError/RuntimeError
+        raise CheckpointError(f"{Path(run_dir) / checkpoint.CONFIG}: invalid model settings ({e})") from None
+
+
 def load(run_dir) -> Run:
     """Rebuild a trained model from a run directory (config.json + model.safetensors)."""
     run_dir = Path(run_dir)
     config = runconfig.read(run_dir)
-    try:
-        model = config.family.build(config.model)
-    except Exception as e:  # bad types or values surface from mlx as TypeError/ValueError/RuntimeError
-        raise CheckpointError(f"{run_dir / checkpoint.CONFIG}: invalid model settings ({e})") from None
+    model = build_model(config, run_dir)
     checkpoint.load_weights(run_dir / checkpoint.WEIGHTS, model)
     extras_path = run_dir / checkpoint.EXTRAS
     extras = checkpoint.read_arrays(extras_path) if extras_path.exists() else {}

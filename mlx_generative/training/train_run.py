@@ -32,7 +32,7 @@ from . import checkpoint, distributed, runconfig, runlock
 from .inference import denoising_trajectory, reconstruct, sample
 from .options import TrainOptions, from_overrides, resolve
 from .runconfig import DataInfo, RunConfig
-from .runs import Run
+from .runs import Run, build_model
 from .trainer import TrainingInterrupted, TrainLoop, run_loop
 
 GRID_SEED = 0  # the seed of the sample grids written after training
@@ -63,7 +63,7 @@ def train(kind: str, options: TrainOptions | None = None, *, resume=None, verbos
 
     mx.random.seed(opts.seed)  # the weights' initialisation
     model_args = saved.model if saved else family.model_args(opts)
-    model = family.build(model_args)
+    model = build_model(saved, resume) if saved else family.build(model_args)
     optimizer = optim.Adam(learning_rate=learning_rate(opts), bias_correction=True)  # as PyTorch and the paper
     run_dir = Path(resume) if resume else (new_run_dir(opts, kind, model, say) if rank == 0 else None)
     heldout = test_data.note or f"{test_data.name} test split"

@@ -88,6 +88,7 @@ DATA_FOLDERS = {
     "own-unlabelled": lambda folder: _own(folder, labels=False, test=False),
     "own-two-sets": lambda folder: _own(folder, emnist_letters_train_images_idx3_ubyte=np.zeros((2, 28, 28), np.uint8)),
     "own-test-unlabelled": lambda folder: _own(folder, test_labels=False),
+    "a-file": lambda folder: folder.write_text("a file, not a folder"),
     "own-no-images": lambda folder: _own(folder, test=False) or (folder / "train-images-idx3-ubyte.gz").unlink(),
 }
 
@@ -191,6 +192,11 @@ BAD_ARGUMENTS = [
     Bad("sweep ae --data-dir a,b", "--data-dir cannot be swept"),
     Bad("report /no/such/run", "/no/such/run: no such directory"),
     Bad("report RUN:ae RUN:vae", "--out: a report on several runs needs a folder"),
+    # bin/fetch-data and bin/info
+    Bad("fetch-data cifar", "argument NAME: invalid choice: 'cifar'"),
+    Bad("fetch-data mnist-sample", "argument NAME: invalid choice: 'mnist-sample'"),
+    Bad("fetch-data mnist --dest DATA:a-file/below", "cannot create {data}/below"),
+    Bad("info --gpu", "unrecognized arguments: --gpu"),
     # the dispatcher
     Bad("frobnicate", "unknown command 'frobnicate'"),
 ]
@@ -203,9 +209,10 @@ def _argv(command: str, tiny_runs, tmp_path: Path) -> tuple[list[str], Path | No
         if word.startswith("RUN:"):
             word = str(tiny_runs[word.split(":", 1)[1]].run_dir)
         elif word.startswith("DATA:"):
-            data = tmp_path / word.split(":", 1)[1]
-            DATA_FOLDERS[word.split(":", 1)[1]](data)
-            word = str(data)
+            name, _, below = word.split(":", 1)[1].partition("/")
+            data = tmp_path / name
+            DATA_FOLDERS[name](data)
+            word = str(data / below) if below else str(data)
         argv.append(word)
     if argv[0] in ("train", "sweep") and len(argv) > 2:
         argv += ["--out", str(tmp_path / "out")]
@@ -243,3 +250,31 @@ def test_the_python_api_refuses_the_same_training_settings(case, tmp_path):
     assert case.message.format(data=data) in str(error.value)
     out = tmp_path / "out"
     assert not out.exists() or not any(out.iterdir())
+
+
+# The same refusals from the Python API: the package's own exception, the same words.
+API_CASES = [
+    ("sample ddpm, steps without ddim", lambda runs: mg.sample(runs["ddpm"], steps=3),
+     "steps and eta apply to sampler='ddim' only"),
+    ("sample ddpm, ddim 0 steps", lambda runs: mg.sample(runs["ddpm"], sampler="ddim", steps=0),
+     "steps must be >= 1, got 0"),
+    ("sample vae with labels", lambda runs: mg.sample(runs["vae"], labels=[3]),
+     "labels apply to runs trained with --conditional"),
+    ("sample ae n=0", lambda runs: mg.sample(runs["ae"], n=0), "n must be >= 1, got 0"),
+    ("evaluate ae n_samples=1", lambda runs: mg.evaluate(runs["ae"], n_samples=1, write=False),
+     "n_samples must be >= 4, got 1"),
+    ("evaluate classifier", lambda runs: mg.evaluate(runs["classifier"], write=False),
+     "evaluate needs an ae, vae or ddpm run, not a classifier"),
+    ("load a missing run", lambda runs: mg.load("/nonexistent/run"), "/nonexistent/run: no such run directory"),
+    ("own data without a folder", lambda runs: mg.load_dataset("idx"), "--dataset idx needs --data-dir"),
+]
+
+
+@pytest.mark.parametrize("case", API_CASES, ids=lambda c: c[0])
+def test_the_python_api_refuses_the_same_inputs(case, tiny_runs):
+    _, call, message = case
+    with pytest.raises(MlxGenerativeError) as error:
+        call(tiny_runs)
+    assert message in str(error.value)
+    messages = {c.message for c in BAD_ARGUMENTS}
+    assert any(message in m for m in messages), "the CLI table has the same case"

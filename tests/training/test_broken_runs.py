@@ -51,6 +51,12 @@ BAD_RUNS = [
 ]
 
 
+# Damage that --resume never sees: it reads config.json and the newest checkpoint, not the
+# final weights or the AE's extras (and a config naming another kind is its own error).
+NOT_READ_BY_RESUME = {"missing weights", "weights of another kind", "truncated weights", "empty weights",
+                      "corrupt AE extras"}
+
+
 def _truncate(path: Path, drop: int) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: len(data) - drop])
@@ -65,8 +71,16 @@ def test_broken_run_directories(case, good_runs, tmp_path, cli):
         mg.load(run_dir)
     assert case.message in str(error.value)
     assert str(run_dir) in str(error.value)
-    status, err = cli(["sample", str(run_dir)])
-    assert status == 2 and case.message in err and "Traceback" not in err
+    # Every command that reads a run: one line naming it, exit status 2.
+    for command in (["sample", str(run_dir)], ["eval", str(run_dir), "--n-samples", "8", "--iwae-k", "2"],
+                    ["report", str(run_dir), "--out", str(tmp_path / "report")]):
+        status, err = cli(command)
+        assert status == 2 and case.message in err and "Traceback" not in err, (command, err)
+    # --resume reads config.json and the newest checkpoint, not the final weights or extras.
+    status, err = cli(["train", case.kind, "--resume", str(run_dir), "--steps", "9", "--no-progress"])
+    assert "Traceback" not in err
+    if case.name not in NOT_READ_BY_RESUME:
+        assert status == 2 and case.message in err, err
 
 
 def test_resume_of_a_run_without_checkpoints(good_runs, tmp_path):
