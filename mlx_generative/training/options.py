@@ -218,6 +218,7 @@ def flag_table() -> str:
         holders = owners(option.name)
         applies = "all" if len(holders) == len(FAMILIES) else ", ".join(holders)
         flag = option.cli_flag + ("" if option.type is bool else " " + _metavar(option))
+        flag = flag.replace("|", "\\|")  # a bare | would end the table cell, even in code
         rows.append(f"| `{flag}` | {applies} | {default_text(option) or '-'} | {roles[option.sweep]} | "
                     f"{option.help} |")
     return "\n".join(rows) + "\n"
