@@ -103,7 +103,7 @@ def load_split(directory: Path, split: str) -> FolderSplit:
     images, labels = read_pair(files[f"{split} images"], files[f"{split} labels"])
     if split == "train":
         read_pair(files["test images"], files["test labels"])  # a bad held-out file fails now, not at the end
-    return FolderSplit(images, labels, f"{directory / files[f'{split} images'].name}")
+    return FolderSplit(images, labels, f"images in {directory / files[f'{split} images'].name}")
 
 
 def read_pair(images_path: Path, labels_path: Path | None) -> tuple[np.ndarray, np.ndarray | None]:
