@@ -163,7 +163,8 @@ def check_values(opts) -> None:
         if value is None:
             continue
         if option.choices and value not in option.choices:
-            expected = " or ".join(_spelled_choices(option))
+            choices = list(_spelled_choices(option))
+            expected = " or ".join(choices) if len(choices) < 3 else f"{', '.join(choices[:-1])} or {choices[-1]}"
             raise UsageError(f"{option.cli_flag} must be {expected}, got {value!r}")
         if option.check is not None and not option.check.ok(value):
             raise UsageError(f"{option.cli_flag} must be {option.check.expected}, got {value!r}")

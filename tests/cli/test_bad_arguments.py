@@ -169,7 +169,8 @@ BAD_ARGUMENTS = [
     # bin/sample
     Bad("sample /nonexistent/run", "/nonexistent/run: no such run directory"),
     Bad("sample RUN:ddpm --labels seven", "--labels 'seven': expected comma-separated class numbers"),
-    Bad("sample RUN:ddpm --steps 3", "steps and eta apply to sampler='ddim' only"),
+    Bad("sample RUN:ddpm --steps 3", "steps applies to sampler='ddim' or 'dpmpp' only"),
+    Bad("sample RUN:ddpm --sampler dpmpp --eta 1", "eta applies to sampler='ddim' only"),
     Bad("sample RUN:ddpm --sampler ddim --steps 0", "steps must be >= 1, got 0"),
     Bad("sample RUN:ddpm --guidance 1", "guidance applies to ddpm runs trained with --conditional"),
     Bad("sample RUN:vae --sigma beta", "sigma applies to ddpm runs only, not vae"),
@@ -180,7 +181,7 @@ BAD_ARGUMENTS = [
     Bad("eval RUN:ae --n-samples 1", "n_samples must be >= 4, got 1"),
     Bad("eval RUN:vae --iwae-k 0", "iwae_k must be >= 1, got 0"),
     Bad("eval RUN:vae --classifier RUN:ae", "not a classifier run (its kind is ae)"),
-    Bad("eval RUN:ddpm --eta 0.5", "steps and eta apply to sampler='ddim' only"),
+    Bad("eval RUN:ddpm --eta 0.5", "eta applies to sampler='ddim' only"),
     Bad("eval RUN:classifier", "evaluate needs an ae, vae or ddpm run, not a classifier"),
     # bin/sweep and bin/report
     Bad("sweep ae --latent-dim 8,x", "--latent-dim '8,x': expected integers, got 'x'"),
@@ -255,7 +256,7 @@ def test_the_python_api_refuses_the_same_training_settings(case, tmp_path):
 # The same refusals from the Python API: the package's own exception, the same words.
 API_CASES = [
     ("sample ddpm, steps without ddim", lambda runs: mg.sample(runs["ddpm"], steps=3),
-     "steps and eta apply to sampler='ddim' only"),
+     "steps applies to sampler='ddim' or 'dpmpp' only"),
     ("sample ddpm, ddim 0 steps", lambda runs: mg.sample(runs["ddpm"], sampler="ddim", steps=0),
      "steps must be >= 1, got 0"),
     ("sample vae with labels", lambda runs: mg.sample(runs["vae"], labels=[3]),

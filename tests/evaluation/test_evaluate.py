@@ -85,7 +85,7 @@ def test_the_figures_are_of_samples_drawn_as_asked(runs):
     assert default["samples"]["frechet_distance"] != ddim["samples"]["frechet_distance"]
     assert mg.evaluate(runs["ddpm"], sampler="ddim", steps=2, **quick)["samples"]["frechet_distance"] != \
         ddim["samples"]["frechet_distance"]
-    with pytest.raises(UsageError, match="steps and eta apply to sampler='ddim' only"):
+    with pytest.raises(UsageError, match="steps applies to sampler='ddim' or 'dpmpp' only"):
         mg.evaluate(runs["ddpm"], steps=3, **quick)
 
 

@@ -76,8 +76,13 @@ def test_ddim_sampling_from_a_run(tiny_runs):
     assert not np.array_equal(a, mg.sample(run, n=4, seed=5, sampler="ddim", steps=2))
     replay = _replayed_trajectory(run, DDIMSampler(Schedule.create(6, "cosine"), steps=3), 4, 5)[-1]
     assert np.abs(a.astype(int) - replay.astype(int)).max() <= 1
-    with pytest.raises(UsageError, match="apply to sampler='ddim' only"):
+    with pytest.raises(UsageError, match="steps applies to sampler='ddim' or 'dpmpp' only"):
         mg.sample(run, n=2, steps=3)
+    with pytest.raises(UsageError, match="eta applies to sampler='ddim' only"):
+        mg.sample(run, n=2, sampler="dpmpp", eta=0.5)
+    dpm = mg.sample(run, n=4, seed=5, sampler="dpmpp", steps=3)  # deterministic, and not DDIM's
+    assert dpm.shape == (4, 28, 28) and np.array_equal(dpm, mg.sample(run, n=4, seed=5, sampler="dpmpp", steps=3))
+    assert not np.array_equal(dpm, a)
     with pytest.raises(UsageError, match="ddpm runs only"):
         mg.sample(tiny_runs["ae"], n=2, sampler="ddim")
     with pytest.raises(UsageError, match="steps must be >= 1"):

@@ -57,7 +57,7 @@ def test_every_family_gives_the_required_options_a_value():
     ("ddpm", dict(sampler="ddim", sample_eta=-1.0), "--sample-eta must be >= 0"),
     ("ddpm", dict(sample_steps=4), "--sample-steps applies to --sampler ddim"),
     ("ddpm", dict(sampler="ddim", sample_steps=0), "--sample-steps must be >= 1"),
-    ("ddpm", dict(sampler="plms"), "--sampler must be ddpm or ddim, got 'plms'"),
+    ("ddpm", dict(sampler="plms"), "--sampler must be ddpm, ddim or dpmpp, got 'plms'"),
     ("ddpm", dict(guidance=2.0), "--guidance applies to conditional models"),
     ("ddpm", dict(label_dropout=0.2), "--label-dropout applies to conditional models"),
     ("ddpm", dict(conditional=True, label_dropout=1.0), "--label-dropout must be in [0, 1)"),

@@ -35,7 +35,16 @@ from ..base import (
     labels_chunk,
     weighted_means,
 )
-from .samplers import SAMPLERS, SIGMAS, DDIMSampler, DDPMSampler, classifier_free_guidance, sample_loop
+from .samplers import (
+    SAMPLERS,
+    SIGMAS,
+    DDIMSampler,
+    DDPMSampler,
+    DPMSolverSampler,
+    Sampler,
+    classifier_free_guidance,
+    sample_loop,
+)
 from .schedule import SCHEDULES, Schedule
 from .unet import TinyUNet, UNetArgs
 
@@ -49,11 +58,12 @@ SIGMA = Option(
 )
 SAMPLER = Option(
     "sampler", str, "ddpm", "how this run's samples are drawn unless bin/sample or bin/eval say "
-    "otherwise: ddpm (all T steps) or ddim", choices=SAMPLERS, sweep=SAMPLING,
+    "otherwise: ddpm (all T steps), ddim, or dpmpp (DPM-Solver++(2M): a second-order ODE solver, "
+    "for few steps of a model trained with large T)", choices=SAMPLERS, sweep=SAMPLING,
 )
 SAMPLE_STEPS = Option(
-    "sample_steps", int, None, "--sampler ddim: reverse steps per sample; e.g. --T 1000 --sampler ddim "
-    "--sample-steps 50", check=at_least(1), sweep=SAMPLING, default_text="all T",
+    "sample_steps", int, None, "--sampler ddim or dpmpp: reverse steps per sample; e.g. --T 1000 --sampler "
+    "dpmpp --sample-steps 10", check=at_least(1), sweep=SAMPLING, default_text="all T",
 )
 SAMPLE_ETA = Option(
     "sample_eta", float, None, "--sampler ddim: noise added at each reverse step, 0 deterministic to 1 as "
@@ -71,6 +81,7 @@ GUIDANCE = Option(
     "guidance", float, None, "--conditional: classifier-free guidance weight w that samples use by "
     "default; 0 is plain conditional sampling", check=at_least(0), sweep=SAMPLING, default_text="3",
 )
+STEPPED = ("ddim", "dpmpp")  # the samplers that take a number of steps
 # Conditional runs: label dropout as in Ho & Salimans 2022, and the guidance weight samples use.
 CONDITIONAL_DEFAULTS = {"label_dropout": 0.1, "guidance": 3.0}
 
@@ -79,23 +90,25 @@ CONDITIONAL_DEFAULTS = {"label_dropout": 0.1, "guidance": 3.0}
 class Sampling:
     """How a run draws samples: its recorded choices, with one call's overrides."""
 
-    sampler: str = "ddpm"  # "ddpm": all T steps; "ddim": `steps` of them
+    sampler: str = "ddpm"  # "ddpm": all T steps; "ddim", "dpmpp": `steps` of them
     sigma: str = "posterior"  # the DDPM sampler's reverse-step noise
-    steps: int | None = None  # DDIM: reverse steps (None: all T)
+    steps: int | None = None  # DDIM, DPM-Solver++: reverse steps (None: all T)
     eta: float = 0.0  # DDIM: 0 deterministic .. 1 as noisy as DDPM
     guidance: float = 0.0  # classifier-free guidance weight w (conditional runs)
 
-    def sampler_for(self, schedule: Schedule) -> DDPMSampler | DDIMSampler:
+    def sampler_for(self, schedule: Schedule) -> Sampler:
         if self.sampler == "ddim":
             return DDIMSampler(schedule, self.steps, self.eta)
+        if self.sampler == "dpmpp":
+            return DPMSolverSampler(schedule, self.steps)
         return DDPMSampler(schedule, self.sigma)
 
 
 # What sample() takes beyond n, seed and labels (bin/sample's and bin/eval's flags).
 SAMPLING_OPTIONS = (
-    Option("sampler", str, None, "ddpm (all T steps) or ddim (--steps of them)", choices=SAMPLERS,
+    Option("sampler", str, None, "ddpm (all T steps), ddim or dpmpp (--steps of them)", choices=SAMPLERS,
            default_text="the run's"),
-    Option("steps", int, None, "ddim: number of sampling steps", check=at_least(1),
+    Option("steps", int, None, "ddim, dpmpp: number of sampling steps", check=at_least(1),
            default_text="the run's --sample-steps, else all T"),
     Option("eta", float, None, "ddim: noise scale, 0 deterministic", check=at_least(0),
            default_text="the run's --sample-eta, else 0"),
@@ -153,8 +166,8 @@ class DDPMFamily(Family):
         for option in (LABEL_DROPOUT, GUIDANCE):
             if getattr(opts, option.name) is not None and not opts.conditional:
                 raise UsageError(f"{option.cli_flag} applies to conditional models: add --conditional")
-        if opts.sample_steps is not None and opts.sampler != "ddim":
-            raise UsageError("--sample-steps applies to --sampler ddim (DDPM always takes all T steps)")
+        if opts.sample_steps is not None and opts.sampler not in STEPPED:
+            raise UsageError("--sample-steps applies to --sampler ddim or dpmpp (DDPM always takes all T steps)")
         if opts.sample_eta is not None and opts.sampler != "ddim":
             raise UsageError("--sample-eta applies to --sampler ddim (DDPM's noise is --sigma)")
 
@@ -192,15 +205,18 @@ class DDPMFamily(Family):
         """The run's --sampler, --sample-steps, --sample-eta, --sigma and --guidance, with a call's
         ``overrides`` (sampler, steps, eta, sigma, guidance; each value already range-checked)."""
         sampler = overrides.get("sampler", opts.sampler)
-        if ("steps" in overrides or "eta" in overrides) and sampler != "ddim":
-            raise UsageError("steps and eta apply to sampler='ddim' only (DDPM always takes all T steps)")
+        if "steps" in overrides and sampler not in STEPPED:
+            raise UsageError("steps applies to sampler='ddim' or 'dpmpp' only (DDPM always takes all T steps)")
+        if "eta" in overrides and sampler != "ddim":
+            raise UsageError("eta applies to sampler='ddim' only (DPM-Solver++ is deterministic; DDPM's "
+                             "noise is sigma)")
         if "guidance" in overrides and not self.is_conditional(opts):
             raise UsageError("guidance applies to ddpm runs trained with --conditional, not this unconditional ddpm run")
         ddim = sampler == "ddim"  # the run's DDIM settings fill what the call left out
         return Sampling(
             sampler=sampler,
             sigma=overrides.get("sigma", opts.sigma),
-            steps=overrides.get("steps", opts.sample_steps) if ddim else None,
+            steps=overrides.get("steps", opts.sample_steps) if sampler in STEPPED else None,
             eta=overrides.get("eta", opts.sample_eta or 0.0) if ddim else 0.0,
             guidance=overrides.get("guidance", opts.guidance or 0.0),
         )

@@ -18,7 +18,7 @@ import numpy as np
 
 from .schedule import Schedule
 
-SAMPLERS = ("ddpm", "ddim")
+SAMPLERS = ("ddpm", "ddim", "dpmpp")
 # Ho et al. (sec. 3.2) give two reverse-step variances: sigma_t^2 = beta_t (the guide's) and
 # the posterior's beta~_t. They agree at T = 1000; with a handful of large betas, beta_t injects
 # more noise than the following steps can remove (benchmarks/RESULTS.md).
@@ -99,7 +99,87 @@ class DDIMSampler:
         return x if noise is None else x + sigma * noise
 
 
-Sampler = DDPMSampler | DDIMSampler
+LAMBDA_MIN = -5.1  # the noisy end of the log-SNR grid (diffusers' lambda_min_clipped for cosine)
+
+
+def logsnr_timesteps(schedule: Schedule, steps: int | None) -> list[int]:
+    """``steps`` indices of 0..T-1 evenly spaced in log-SNR, lambda_t = log(sqrt(alpha_bar_t) /
+    sqrt(1 - alpha_bar_t)), both ends included, descending; each the index nearest its lambda.
+    Even in log-SNR, not in t: most of an image forms in a narrow band of noise levels, which
+    evenly spaced t would cross in one or two steps (Lu et al. 2022, sec. 3.3)."""
+    T = schedule.T
+    if steps is None or steps >= T:
+        return list(reversed(range(T)))
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    ab = np.array(schedule.alphas_cumprod, dtype=np.float64)
+    lam = 0.5 * np.log(ab) - 0.5 * np.log1p(-ab)  # decreasing in t
+    # Sampling starts at T - 1; the rest are spread from lambda = LAMBDA_MIN up. The cosine
+    # schedule's clipped last betas put lambda_{T-1} near -10, and a grid from there would spend
+    # its first steps where x is still pure noise (999, 998, 994 of 10 steps at T = 1000).
+    wanted = np.linspace(max(lam[T - 1], LAMBDA_MIN), lam[0], steps - 1)
+    chosen = {int(np.argmin(np.abs(lam - w))) for w in wanted} | {0, T - 1}
+    return sorted(chosen, reverse=True)
+
+
+class DPMSolverSampler:
+    """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2, https://arxiv.org/abs/2211.01095): a
+    second-order multistep solver of the diffusion ODE in data-prediction form, for a network
+    that predicts the noise. With alpha_t = sqrt(alpha_bar_t), sigma_t = sqrt(1 - alpha_bar_t),
+    lambda_t = log(alpha_t / sigma_t) and h = lambda_s - lambda_t from t to the next s:
+
+        x0_t = (x_t - sigma_t eps) / alpha_t                         (clipped to [-1, 1])
+        D    = x0_t                                                  (first step: DDIM's step)
+        D    = (1 + 1/(2r)) x0_t - 1/(2r) x0_prev,  r = h_prev / h   (later steps)
+        x_s  = (sigma_s / sigma_t) x_t - alpha_s (e^-h - 1) D
+
+    The last step returns x0 (first order to sigma = 0, as DDIM's last step). Deterministic.
+    """
+
+    def __init__(self, schedule: Schedule, steps: int | None = None, order: int = 2, clip_x0: bool = True,
+                 spacing: str = "logsnr"):
+        if order not in (1, 2):
+            raise ValueError(f"order must be 1 or 2, got {order}")
+        self.schedule, self.order, self.clip_x0 = schedule, order, clip_x0
+        self._timesteps = (logsnr_timesteps(schedule, steps) if spacing == "logsnr"
+                           else ddim_timesteps(schedule.T, steps))
+        self._next = dict(zip(self._timesteps, self._timesteps[1:]))  # t -> the next t visited
+        self.adds_noise = False
+        self._previous: tuple[mx.array, mx.array] | None = None  # (x0, lambda) of the step before
+
+    def timesteps(self) -> list[int]:
+        return list(self._timesteps)
+
+    def _terms(self, t: int) -> tuple[mx.array, mx.array, mx.array]:
+        ab = self.schedule.alphas_cumprod[t]
+        alpha, sigma = mx.sqrt(ab), mx.sqrt(1.0 - ab)
+        return alpha, sigma, mx.log(alpha) - mx.log(sigma)
+
+    def step(self, eps: mx.array, t: int, x_t: mx.array, noise: mx.array | None) -> mx.array:
+        if t == self._timesteps[0]:
+            self._previous = None  # a new sample (sample() reuses the sampler for each batch)
+        alpha_t, sigma_t, lam_t = self._terms(t)
+        x0 = (x_t - sigma_t * eps) / alpha_t  # x0_t, the data prediction
+        if self.clip_x0:
+            x0 = mx.clip(x0, -1.0, 1.0)
+        if t not in self._next:  # the last step: to sigma = 0, where x is x0
+            return x0
+        alpha_s, sigma_s, lam_s = self._terms(self._next[t])
+        h = lam_s - lam_t
+        d = x0
+        # Second order but into the last timestep: that step is long in log-SNR (lambda_0 is far
+        # from its neighbours), and extrapolating x0 across it overshoots (diffusers'
+        # "lower_order_final"; benchmarks/RESULTS.md has the toy Gaussian's errors with and without).
+        final = self._next[t] == self._timesteps[-1]
+        if self.order == 2 and self._previous is not None and not final:
+            x0_prev, lam_prev = self._previous
+            r = (lam_t - lam_prev) / h
+            d = (1.0 + 0.5 / r) * x0 - (0.5 / r) * x0_prev
+        self._previous = (x0, lam_t)
+        return (sigma_s / sigma_t) * x_t - alpha_s * (mx.exp(-h) - 1.0) * d
+
+
+Sampler = DDPMSampler | DDIMSampler | DPMSolverSampler
 
 
 def sample_loop(
