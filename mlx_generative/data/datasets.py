@@ -272,12 +272,19 @@ def evaluation_dataset(name: str) -> str:
     return "mnist" if name in ("mnist", "mnist-sample") else name
 
 
+def run_data_dir(dataset: str, trained_data_dir=None, data_dir=None):
+    """The folder a run's data is read from later (evaluation, figures): ``data_dir`` if given;
+    for the user's own IDX folder the one it trained on, the data set's identity; else None
+    (the usual search)."""
+    if dataset == idx_folder.NAME and data_dir is None:
+        return trained_data_dir
+    return data_dir
+
+
 def heldout_for_run(dataset: str, trained_data_dir=None, data_dir=None) -> Dataset:
     """The held-out split that judges a run trained on `dataset` (`evaluation_dataset`'s test
-    split). A run on the user's own IDX folder is judged on that folder unless told otherwise."""
-    if dataset == idx_folder.NAME and data_dir is None:
-        data_dir = trained_data_dir
-    return load_heldout(evaluation_dataset(dataset), data_dir)
+    split), read from `run_data_dir`."""
+    return load_heldout(evaluation_dataset(dataset), run_data_dir(dataset, trained_data_dir, data_dir))
 
 
 def load_heldout(name: str, data_dir: str | os.PathLike[str] | None = None) -> Dataset:

@@ -21,7 +21,7 @@ import numpy as np
 from ..console import Speaker
 from ..data import idx_folder
 from ..data.batches import to_model_input
-from ..data.datasets import evaluation_dataset, heldout_for_run, load_dataset
+from ..data.datasets import evaluation_dataset, load_dataset, load_heldout, run_data_dir
 from ..errors import UsageError
 from ..families import FAMILIES, names_of
 from ..families.base import NUM_CLASSES, balanced_labels
@@ -133,11 +133,10 @@ def evaluate(
                                        guidance=guidance).items() if v is not None}
     settings = sampling_settings(run, overrides)  # a bad sampling option fails before any work
     dataset = run.config.data.dataset
-    own_data = dataset == idx_folder.NAME  # the user's own IDX folder: the run's folder is its identity
-    if own_data and data_dir is None:
-        data_dir = run.config.train.data_dir
+    own_data = dataset == idx_folder.NAME
+    data_dir = run_data_dir(dataset, run.config.train.data_dir, data_dir)  # also for the training images below
     clf = find_classifier(dataset, classifier)  # so does a bad --classifier
-    test = heldout_for_run(dataset, data_dir=data_dir)  # the real MNIST test split for the sample too
+    test = load_heldout(evaluation_dataset(dataset), data_dir)  # the real MNIST test split for the sample too
     if heldout_images is not None:
         test = dataclasses.replace(test, images=test.images[:heldout_images],
                                    labels=None if test.labels is None else test.labels[:heldout_images])
