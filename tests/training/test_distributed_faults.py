@@ -56,6 +56,17 @@ def _launch(argv: list[str], cwd: Path, **kw) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, text=True, start_new_session=True, **kw)
 
 
+def _launch_a_long_run(tmp_path: Path, checkpoint_every: int, until) -> subprocess.Popen:
+    """A 2-rank AE launch into tmp_path/run that would train for hours, once ``until()`` holds."""
+    launch = _launch(["train", "ae", "--steps", "1000000", "--checkpoint-every", str(checkpoint_every), *ARGS,
+                      "--out", str(tmp_path), "--name", "run"], tmp_path)
+    deadline = time.monotonic() + 240
+    while not ((tmp_path / "run").is_dir() and until()):
+        assert launch.poll() is None and time.monotonic() < deadline, launch.communicate()[0][-3000:]
+        time.sleep(0.2)
+    return launch
+
+
 def _finish(proc: subprocess.Popen, timeout: float) -> str:
     try:
         return proc.communicate(timeout=timeout)[0]
@@ -68,12 +79,7 @@ def _finish(proc: subprocess.Popen, timeout: float) -> str:
 @pytest.mark.skipif(sys.platform != "linux", reason="finds the ranks through /proc")
 def test_a_killed_rank_stops_the_launch_and_the_run_resumes_exactly(tmp_path):
     run_dir = tmp_path / "run"
-    launch = _launch(["train", "ae", "--steps", "1000000", "--checkpoint-every", "20", *ARGS,
-                      "--out", str(tmp_path), "--name", "run"], tmp_path)
-    deadline = time.monotonic() + 240
-    while not (checkpoint.list_checkpoints(run_dir) if run_dir.is_dir() else []):  # well into the run
-        assert launch.poll() is None and time.monotonic() < deadline, launch.communicate()[0][-3000:]
-        time.sleep(0.2)
+    launch = _launch_a_long_run(tmp_path, 20, until=lambda: checkpoint.list_checkpoints(run_dir))  # well into it
     ranks = _rank_pids(launch.pid)
     assert sorted(ranks) == [0, 1], ranks
     os.kill(ranks[1], signal.SIGKILL)
@@ -187,12 +193,7 @@ def test_bin_train_ranks_fails_when_a_rank_failed(capfd):
 def test_a_signal_to_one_rank_stops_every_rank_after_the_same_step(tmp_path):
     """Ctrl-C or SIGTERM reaching one rank: the group agrees on the step, rank 0 checkpoints it."""
     run_dir = tmp_path / "run"
-    launch = _launch(["train", "ae", "--steps", "1000000", "--checkpoint-every", "1000000", *ARGS,
-                      "--out", str(tmp_path), "--name", "run"], tmp_path)
-    deadline = time.monotonic() + 240
-    while len(checkpoint.read_metrics(run_dir) if run_dir.is_dir() else []) < 20:
-        assert launch.poll() is None and time.monotonic() < deadline, launch.communicate()[0][-3000:]
-        time.sleep(0.2)
+    launch = _launch_a_long_run(tmp_path, 1_000_000, until=lambda: len(checkpoint.read_metrics(run_dir)) >= 20)
     os.kill(_rank_pids(launch.pid)[1], signal.SIGTERM)
     signalled = time.monotonic()
     out = _finish(launch, timeout=BOUND_S)
