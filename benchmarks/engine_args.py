@@ -13,7 +13,7 @@ def parser(description: str, models: list[str]) -> tuple[argparse.ArgumentParser
     step.add_argument("--model", required=True, choices=models)
     step.add_argument("--batch", type=int, default=128)
     step.add_argument("--warmup", type=int, default=5)
-    step.add_argument("--steps", type=int, default=20)
+    step.add_argument("--steps", type=int, default=30)
     sample = sub.add_parser("sample", help="images/s of DDPM sampling: all T steps, or DDIM over --ddim")
     sample.add_argument("--T", type=int, default=6)
     sample.add_argument("--ddim", type=int, default=0)

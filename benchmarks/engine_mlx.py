@@ -5,7 +5,7 @@ Never imports PyTorch: two engines in one process slow each other. Builds the mo
 training does (the family registry: network, loss, scalars; the trainer's compiled step,
 split over the CPU streams the trainer would use). Prints one JSON object.
 
-    python benchmarks/engine_mlx.py step --model ae --batch 128 [--warmup 5 --steps 20]
+    python benchmarks/engine_mlx.py step --model ae --batch 128 [--warmup 5 --steps 30]
     python benchmarks/engine_mlx.py sample --T 6 --n 128 [--ddim 50]
     python benchmarks/engine_mlx.py gemm
 """
@@ -59,11 +59,14 @@ def step_command(args) -> dict:
     with parallel.blas_threads_for(shards):
         for _ in range(args.warmup):
             run()
-        start = time.perf_counter()
+        times = []
         for _ in range(args.steps):
+            start = time.perf_counter()
             run()
-        seconds = (time.perf_counter() - start) / args.steps
-    return {"engine": "mlx", "model": args.model, "batch": args.batch, "ms_per_step": seconds * 1e3,
+            times.append(time.perf_counter() - start)
+    # The median step, not the mean: one step slowed by another tenant of this VM should not move it.
+    return {"engine": "mlx", "model": args.model, "batch": args.batch, "ms_per_step": float(np.median(times)) * 1e3,
+            "ms_per_step_mean": float(np.mean(times)) * 1e3,
             "params": sum(v.size for _, v in tree_flatten(model.parameters())), **threads(shards)}
 
 

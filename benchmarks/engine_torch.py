@@ -4,7 +4,7 @@ Never imports MLX: two engines in one process slow each other (OpenMP and OpenBL
 keep spinning after each call). Prints one JSON object, or for `train` one line per
 held-out evaluation.
 
-    python benchmarks/engine_torch.py step --model ae --batch 128 [--warmup 5 --steps 20]
+    python benchmarks/engine_torch.py step --model ae --batch 128 [--warmup 5 --steps 30]
     python benchmarks/engine_torch.py sample --T 6 --n 128 [--ddim 50]
     python benchmarks/engine_torch.py train --model vae --max-steps 2000 --eval-every 25
 
@@ -246,11 +246,14 @@ def step_command(args) -> dict:
 
     for i in range(args.warmup):
         step(i)
-    start = time.perf_counter()
+    times = []
     for i in range(args.steps):
+        start = time.perf_counter()
         step(i)
-    seconds = (time.perf_counter() - start) / args.steps
-    return {"engine": "torch", "model": args.model, "batch": args.batch, "ms_per_step": seconds * 1e3,
+        times.append(time.perf_counter() - start)
+    # The median step, as engine_mlx.py reports it.
+    return {"engine": "torch", "model": args.model, "batch": args.batch, "ms_per_step": float(np.median(times)) * 1e3,
+            "ms_per_step_mean": float(np.mean(times)) * 1e3,
             "params": sum(p.numel() for p in model.parameters()), "gflop_per_step": 3 * flops / 1e9, **threads()}
 
 
