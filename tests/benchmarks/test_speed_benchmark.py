@@ -51,3 +51,15 @@ def test_time_to_target_stops_at_the_first_line_that_reaches_it():
     seconds, step = speed.time_to_target(command, "mse", 0.006, timeout=30)
     assert step == 75 and seconds < 30  # the command is stopped, not waited for
     assert speed.time_to_target(command, "mse", 0.001, timeout=2) == (None, None)
+
+
+def test_ratios_pair_each_rounds_two_engines():
+    speed = _load("train_speed")
+    # A busy minute slows both engines of round 2 alike: the per-round ratio ignores it, the
+    # ratio of medians does not need to.
+    runs = {"mlx": [{"ms": 50.0}, {"ms": 100.0}, {"ms": 52.0}], "torch": [{"ms": 25.0}, {"ms": 50.0}, {"ms": 27.0}]}
+    of_medians, per_round = speed.ratios(runs, "ms", theirs_over_ours=True)
+    assert of_medians == pytest.approx(27.0 / 52.0)
+    assert per_round == pytest.approx(0.5)  # the rounds' own ratios: 0.5, 0.5, 0.519
+    rates = {"mlx": [{"img": 100.0}, {"img": 120.0}], "torch": [{"img": 200.0}, {"img": 200.0}]}
+    assert speed.ratios(rates, "img", theirs_over_ours=False) == (pytest.approx(0.55), pytest.approx(0.55))
