@@ -292,7 +292,9 @@ def finish_run(run: Run, optimizer, loop: TrainLoop, stream: BatchStream, test_d
     if run.extras:
         checkpoint.write_arrays(run_dir / checkpoint.EXTRAS, run.extras)
     final = evaluate(opts.steps)
-    grids = write_grids(run, test_data.images, Path(opts.out), test_data.labels) if run.family.generative else []
+    # The guide's grid goes beside the run directory: a resumed run may have moved since its
+    # config recorded --out, and that folder may be gone.
+    grids = write_grids(run, test_data.images, run_dir.parent, test_data.labels) if run.family.generative else []
     pictures = "\n  pictures: " + ", ".join(str(p) for p in grids) if grids else ""
     say(f"done in {seconds:.1f} s: {run_dir}\n  held-out: {format_metrics(final)}{pictures}")
 

@@ -80,6 +80,8 @@ def test_a_format_1_run_resumes_and_is_written_back_in_format_2(tmp_path):
     steps = [r["step"] for r in checkpoint.read_metrics(run_dir) if r["split"] == "train"]
     assert steps == [1, 2, 3]
     np.testing.assert_array_equal(mg.sample(mg.load(run_dir), n=2, labels=[5]), mg.sample(resumed, n=2, labels=[5]))
+    # The run was made under --out /tmp/fx and moved here: its guide grid lands beside it.
+    assert written["train"]["out"] == "/tmp/fx" and (tmp_path / "ddpm_grid.png").is_file()
 
 
 def test_the_shipped_classifiers_load_from_format_1():
