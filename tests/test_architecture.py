@@ -136,7 +136,7 @@ def test_package_imports_sit_at_the_top_of_each_module():
 
 
 # Outside the registry a family is asked what it can do, never which one it is.
-KIND_BRANCH = re.compile(r"""kind\s*(==|!=)|kind\s+(not\s+)?in\s*[(\[{]|==\s*["'](ae|vae|ddpm|classifier)["']""")
+KIND_BRANCH = re.compile(r"""kind\s*(==|!=)|kind\s+(not\s+)?in\s*[(\[{]|==\s*["'](ae|vae|ddpm|flow|classifier)["']""")
 
 
 def test_no_branch_on_a_family_name_outside_the_families():
@@ -161,9 +161,14 @@ def test_each_family_home_holds_its_objective_next_to_its_equation():
         "families/vae.py": ["def vae_loss", "L_t = BCE + beta_t KL", "def kl_beta", "z = mu + sigma * eps",
                             "1/2 sum(mu^2 + sigma^2 - log sigma^2 - 1)", "class VAE(", "def sample("],
         "families/ddpm/family.py": ["def ddpm_loss", "||eps_theta(x_t, t) - eps||^2", "def sample("],
-        "families/ddpm/samplers.py": ["class DDPMSampler", "class DDIMSampler", "def sample_loop",
-                                      "def classifier_free_guidance"],
+        "families/ddpm/samplers.py": ["class DDPMSampler", "class DDIMSampler", "class DPMSolverSampler",
+                                      "def sample_loop"],
         "families/ddpm/schedule.py": ["class Schedule", "def add_noise"],
+        "families/flow/path.py": ["x_t = (1 - t) x_0 + t eps", "def interpolate", "def target_velocity",
+                                  "def sample_times"],
+        "families/flow/family.py": ["def flow_loss", "||v_theta(x_t, t) - (eps - x_0)||^2", "def sample("],
+        "families/flow/samplers.py": ["def euler_step", "def heun_step", "def flow_sample_loop"],
+        "families/guidance.py": ["def classifier_free_guidance", "def drop_labels"],
     }
     for home, needles in homes.items():
         text = (PACKAGE / home).read_text()
@@ -175,9 +180,10 @@ def test_the_unet_never_sees_a_beta_and_the_samplers_never_see_the_unet():
     unet = (PACKAGE / "families/ddpm/unet.py").read_text()
     assert "schedule" not in [t for t, _, _ in _imports("families.ddpm.unet", PACKAGE / "families/ddpm/unet.py")]
     assert "beta" not in unet.split('"""', 2)[2]  # past the docstring
-    for module in ("samplers", "schedule"):
-        targets = [t for t, _, _ in _imports(f"families.ddpm.{module}", PACKAGE / f"families/ddpm/{module}.py")]
-        assert "families.ddpm.unet" not in targets
+    for module in ("ddpm.samplers", "ddpm.schedule", "flow.samplers", "flow.path"):
+        path = PACKAGE / "families" / (module.replace(".", "/") + ".py")
+        targets = [t for t, _, _ in _imports(f"families.{module}", path)]
+        assert "families.ddpm.unet" not in targets, module
 
 
 def test_api_train_reads_in_at_most_60_lines():

@@ -14,7 +14,7 @@ def setup_arg_parser() -> argparse.ArgumentParser:
         prog="bin/eval",
         description="Held-out likelihoods and sample quality of a trained run; writes RUN_DIR/eval.json.",
     )
-    p.add_argument("run_dir", help="a run directory written by bin/train (ae, vae or ddpm)")
+    p.add_argument("run_dir", help="a run directory written by bin/train (ae, vae, ddpm or flow)")
     p.add_argument("--n-samples", type=int, default=10_000, help="generated images for the sample metrics (default 10000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the samples and the IWAE draws (default 0)")
     p.add_argument("--iwae-k", type=int, default=1000, help="vae: importance samples per image (default 1000)")

@@ -36,16 +36,21 @@ def none_to_python(args: dict) -> dict:
 
 def add_sampling_options(parser: argparse.ArgumentParser) -> None:
     """Every family's sampling options (bin/sample, bin/eval), each once, as --name."""
-    seen: dict[str, list[str]] = {}
-    declared: dict[str, Option] = {}
+    declared: dict[str, list[tuple[str, Option]]] = {}
     for family in FAMILIES.values():
         for option in family.sampling_options:
-            seen.setdefault(option.name, []).append(family.name)
-            declared.setdefault(option.name, option)
-    for name, option in declared.items():
-        default = f" (default: {option.default_text})" if option.default_text else ""
-        help = f"{'/'.join(seen[name])} runs: {option.help}{default}"
-        parser.add_argument(option.cli_flag, dest=name, type=option.type, choices=option.choices or None,
+            declared.setdefault(option.name, []).append((family.name, option))
+    for name, owners in declared.items():
+        # Families may give one flag their own meanings and choices (--sampler: ddpm's or a
+        # flow's); the command line takes any, and the run's family checks its own.
+        choices = tuple(dict.fromkeys(c for _, o in owners for c in o.choices))
+        helps: dict[str, list[str]] = {}
+        for family, option in owners:
+            default = f" (default: {option.default_text})" if option.default_text else ""
+            helps.setdefault(option.help + default, []).append(family)
+        help = "; ".join(f"{'/'.join(families)} runs: {text}" for text, families in helps.items())
+        first = owners[0][1]
+        parser.add_argument(first.cli_flag, dest=name, type=first.type, choices=choices or None,
                             default=None, help=help.replace("%", "%%"))
 
 

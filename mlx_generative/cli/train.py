@@ -22,13 +22,14 @@ GROUPS = ("training", "model", "data and output")
 def setup_arg_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="bin/train",
-        description="Train an autoencoder (ae), a VAE (vae) or a tiny DDPM (ddpm) on MNIST-style "
-        "images. Each run gets its own directory under --out with config.json, "
+        description="Train an autoencoder (ae), a VAE (vae), a tiny DDPM (ddpm) or a flow-matching "
+        "model (flow) on MNIST-style images. Each run gets its own directory under --out with config.json, "
         "model.safetensors, metrics.jsonl, checkpoints/ and PNG grids.",
         epilog="examples:\n"
         "  bin/train ae --steps 500 --latent-dim 64 --limit-train 10000\n"
         "  bin/train vae --steps 600 --warmup-steps 200 --latent-dim 32 --limit-train 10000\n"
         "  bin/train ddpm --steps 800 --T 6 --batch-size 128 --limit-train 10000\n"
+        "  bin/train flow                               # then: bin/sample RUN_DIR --sampler euler --steps 6\n"
         "  bin/train vae --conditional                  # then: bin/sample RUN_DIR --labels 7\n"
         "  bin/train classifier --dataset mnist",
         formatter_class=argparse.RawDescriptionHelpFormatter,

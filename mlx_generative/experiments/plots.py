@@ -273,8 +273,7 @@ def denoising_strip(runs, *, n: int = 4, seed: int = 0, names=None):
     longest = max(strip.shape[1] for strip in strips)
     fig, axes = _grid_of_panels(len(loaded), (0.6 * longest + 0.6, 0.6 * n + 1.5))
     for ax, run, name, strip in zip(axes, loaded, names, strips):
-        states = strip.shape[1] - 1
-        _strip_panel(ax, strip, [f"t={t}" for t in range(states, -1, -1)],
-                     f"{name} ({run.family.describe(run.config.train)})", "reverse diffusion step")
+        _strip_panel(ax, strip, run.family.trajectory_labels(strip.shape[1]),
+                     f"{name} ({run.family.describe(run.config.train)})", "sampling step")
     fig.suptitle("Denoising: from noise x_T to sample x_0")
     return fig

@@ -1,18 +1,18 @@
 """The model families, and the registry that is the only place the generic code learns of them.
 
-Each family is one home (see base.Family): ``ae.py``, ``vae.py``, ``ddpm/`` and the
-``classifier.py`` that evaluation uses. Adding a family is one new module plus one
+Each family is one home (see base.Family): ``ae.py``, ``vae.py``, ``ddpm/``, ``flow/`` and
+the ``classifier.py`` that evaluation uses. Adding a family is one new module plus one
 line in ``FAMILIES``.
 """
 
 from __future__ import annotations
 
 from ..errors import UsageError
-from . import ae, classifier, ddpm, vae
+from . import ae, classifier, ddpm, flow, vae
 from .base import Family
 
 FAMILIES: dict[str, Family] = {
-    family.name: family for family in (ae.FAMILY, vae.FAMILY, ddpm.FAMILY, classifier.FAMILY)
+    family.name: family for family in (ae.FAMILY, vae.FAMILY, ddpm.FAMILY, flow.FAMILY, classifier.FAMILY)
 }
 
 

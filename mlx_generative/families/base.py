@@ -121,6 +121,22 @@ CHANNELS = Option(
     "Wider fits better and costs step time", check=at_least(1), default_text="32, then 64",
 )
 MEAN_PIXEL_LOGIT = -1.9  # logit(0.1307), MNIST's mean pixel
+# The two families that sample by integrating from noise (ddpm, flow) share these three; each
+# family checks that the sampler is one of its own (check_options).
+ATTENTION = Option("attention", bool, False, "add a self-attention layer at the UNet's 7x7 middle, so each "
+                   "position reads every other directly (about 7% slower per step)")
+SAMPLER = Option(
+    "sampler", str, None, "how this run's samples are drawn unless bin/sample or bin/eval say otherwise. "
+    "ddpm: ddpm (all T steps), ddim, or dpmpp (DPM-Solver++(2M): a second-order ODE solver, for few steps "
+    "of a model trained with large T). flow: euler, or heun (second order, two network evaluations a step)",
+    choices=("ddpm", "ddim", "dpmpp", "euler", "heun"), sweep=SAMPLING,
+    default_text="ddpm for a ddpm, heun for a flow",
+)
+SAMPLE_STEPS = Option(
+    "sample_steps", int, None, "steps of the sampler from noise to image: --sampler ddim or dpmpp of a ddpm "
+    "(e.g. --T 1000 --sampler dpmpp --sample-steps 10), or a flow's euler or heun", check=at_least(1),
+    sweep=SAMPLING, default_text="all T for a ddpm, 10 for a flow",
+)
 
 
 def conv_widths(opts) -> dict:
@@ -220,6 +236,10 @@ class Family:
                trajectory: bool = False) -> np.ndarray:
         """n images in [0, 1], (n, H, W, C); with ``trajectory`` (n, states, H, W, C)."""
         raise UsageError(f"a {self.name} does not generate images")
+
+    def trajectory_labels(self, states: int) -> list[str]:
+        """Names of the ``states`` states a trajectory passes through, noise first (figures)."""
+        return [f"t={t}" for t in range(states - 1, -1, -1)]
 
     def encode(self, model, x: np.ndarray, labels=None) -> np.ndarray:
         raise UsageError(f"a {self.name} has no encoder")

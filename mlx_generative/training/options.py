@@ -112,7 +112,8 @@ def check_owned(kind: str, names) -> None:
     for name in names:
         holders = owners(name)
         if kind not in holders:
-            raise UsageError(f"{OPTIONS[name].cli_flag} applies to {' and '.join(holders)} only, not {kind}")
+            owners_text = " and ".join(holders) if len(holders) < 3 else f"{', '.join(holders[:-1])} and {holders[-1]}"
+            raise UsageError(f"{OPTIONS[name].cli_flag} applies to {owners_text} only, not {kind}")
 
 
 def sweep_role(name: str) -> str:

@@ -124,9 +124,9 @@ BAD_ARGUMENTS = [
     Bad("train ae --T 6", "--T applies to ddpm only, not ae"),  # even at its default value
     Bad("train ddpm --beta-max 2", "--beta-max applies to vae only, not ddpm"),
     Bad("train ddpm --channels 16", "--channels applies to ae and vae only, not ddpm"),
-    Bad("train ae --conditional", "--conditional applies to vae and ddpm only, not ae"),
-    Bad("train vae --attention", "--attention applies to ddpm only, not vae"),
-    Bad("train vae --sampler ddim", "--sampler applies to ddpm only, not vae"),
+    Bad("train ae --conditional", "--conditional applies to vae, ddpm and flow only, not ae"),
+    Bad("train vae --attention", "--attention applies to ddpm and flow only, not vae"),
+    Bad("train vae --sampler ddim", "--sampler applies to ddpm and flow only, not vae"),
     Bad("train ddpm --sample-steps 4", "--sample-steps applies to --sampler ddim"),
     Bad("train ddpm --sample-eta 0.5", "--sample-eta applies to --sampler ddim"),
     Bad("train ddpm --guidance 2", "--guidance applies to conditional models: add --conditional"),
@@ -182,7 +182,7 @@ BAD_ARGUMENTS = [
     Bad("eval RUN:vae --iwae-k 0", "iwae_k must be >= 1, got 0"),
     Bad("eval RUN:vae --classifier RUN:ae", "not a classifier run (its kind is ae)"),
     Bad("eval RUN:ddpm --eta 0.5", "eta applies to sampler='ddim' only"),
-    Bad("eval RUN:classifier", "evaluate needs an ae, vae or ddpm run, not a classifier"),
+    Bad("eval RUN:classifier", "evaluate needs an ae, vae, ddpm or flow run, not a classifier"),
     # bin/sweep and bin/report
     Bad("sweep ae --latent-dim 8,x", "--latent-dim '8,x': expected integers, got 'x'"),
     Bad("sweep ae --latent-dim 8,8", "--latent-dim '8,8': a value is repeated"),
@@ -265,7 +265,7 @@ API_CASES = [
     ("evaluate ae n_samples=1", lambda runs: mg.evaluate(runs["ae"], n_samples=1, write=False),
      "n_samples must be >= 4, got 1"),
     ("evaluate classifier", lambda runs: mg.evaluate(runs["classifier"], write=False),
-     "evaluate needs an ae, vae or ddpm run, not a classifier"),
+     "evaluate needs an ae, vae, ddpm or flow run, not a classifier"),
     ("load a missing run", lambda runs: mg.load("/nonexistent/run"), "/nonexistent/run: no such run directory"),
     ("own data without a folder", lambda runs: mg.load_dataset("idx"), "--dataset idx needs --data-dir"),
 ]

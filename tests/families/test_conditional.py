@@ -18,9 +18,9 @@ from mlx_generative.evaluation.evaluate import format_result, label_agreement
 from mlx_generative.evaluation.features import classify, find_classifier
 from mlx_generative.families.base import balanced_labels
 from mlx_generative.families.ddpm.family import CONDITIONAL_DEFAULTS, ddpm_loss
-from mlx_generative.families.ddpm.samplers import classifier_free_guidance
 from mlx_generative.families.ddpm.schedule import Schedule
 from mlx_generative.families.ddpm.unet import TinyUNet, UNetArgs
+from mlx_generative.families.guidance import classifier_free_guidance
 from mlx_generative.families.vae import VAE, VAEArgs
 from mlx_generative.training import checkpoint
 from mlx_generative.training.runs import Run
@@ -190,7 +190,7 @@ def test_conditional_vae_reconstructs_and_encodes_with_labels(runs, digits):
         (lambda r: mg.sample(r["vae"], labels=[10]), "must lie in 0-9"),
         (lambda r: mg.sample(r["vae"], labels=[1, 2], n=3), "2 labels for 3 images"),
         (lambda r: mg.sample(r["vae"], labels=["seven"]), "class numbers"),
-        (lambda r: mg.sample(r["vae"], guidance=2.0), "guidance applies to ddpm runs only, not vae"),
+        (lambda r: mg.sample(r["vae"], guidance=2.0), "guidance applies to ddpm or flow runs only, not vae"),
         (lambda r: mg.sample(r["ddpm"], guidance=-1.0), "guidance must be >= 0"),
         (lambda r: mg.sample(r["ddpm"], n=0), "n must be >= 1"),
     ],
@@ -272,7 +272,7 @@ def test_cli_train_conditional_flags(tmp_path, capsys):
     train = json.loads((tmp_path / "c" / checkpoint.CONFIG).read_text())["train"]
     assert (train["conditional"], train["label_dropout"], train["guidance"]) == (True, 0.2, 1.5)
     assert cli_main(["train", "ae", "--conditional", "--out", str(tmp_path)]) == 2
-    assert "--conditional applies to vae and ddpm only, not ae" in capsys.readouterr().err
+    assert "--conditional applies to vae, ddpm and flow only, not ae" in capsys.readouterr().err
 
 
 def test_guidance_sweep_trains_once_and_reports_label_accuracy(tmp_path, tiny):

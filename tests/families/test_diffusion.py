@@ -12,11 +12,11 @@ import pytest
 from mlx_generative.families.ddpm.samplers import (
     DDIMSampler,
     DDPMSampler,
-    classifier_free_guidance,
     ddim_timesteps,
     sample_loop,
 )
 from mlx_generative.families.ddpm.schedule import Schedule, cosine_betas, linear_betas, make_betas
+from mlx_generative.families.guidance import classifier_free_guidance
 
 
 def ddpm_sample(denoise, schedule, shape, key, trajectory=False, sigma="beta"):

@@ -83,7 +83,7 @@ def test_ddim_sampling_from_a_run(tiny_runs):
     dpm = mg.sample(run, n=4, seed=5, sampler="dpmpp", steps=3)  # deterministic, and not DDIM's
     assert dpm.shape == (4, 28, 28) and np.array_equal(dpm, mg.sample(run, n=4, seed=5, sampler="dpmpp", steps=3))
     assert not np.array_equal(dpm, a)
-    with pytest.raises(UsageError, match="ddpm runs only"):
+    with pytest.raises(UsageError, match="ddpm or flow runs only"):
         mg.sample(tiny_runs["ae"], n=2, sampler="ddim")
     with pytest.raises(UsageError, match="steps must be >= 1"):
         mg.sample(run, n=2, sampler="ddim", steps=0)

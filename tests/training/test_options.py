@@ -32,7 +32,7 @@ def test_train_options_has_one_field_per_declaration():
 def test_a_family_owns_what_it_declares_and_every_family_the_common_options():
     assert owners("T") == ["ddpm"]
     assert owners("latent_dim") == ["ae", "vae"]
-    assert owners("conditional") == ["vae", "ddpm"]
+    assert owners("conditional") == ["vae", "ddpm", "flow"]
     assert owners("steps") == list(FAMILIES)
     for family in FAMILIES.values():
         for option in family.options:
@@ -49,9 +49,9 @@ def test_every_family_gives_the_required_options_a_value():
 @pytest.mark.parametrize("kind, options, message", [
     ("ae", dict(T=4), "--T applies to ddpm only, not ae"),
     ("ddpm", dict(channels=16), "--channels applies to ae and vae only, not ddpm"),
-    ("ae", dict(conditional=True), "--conditional applies to vae and ddpm only, not ae"),
-    ("vae", dict(attention=True), "--attention applies to ddpm only, not vae"),
-    ("vae", dict(sampler="ddim"), "--sampler applies to ddpm only, not vae"),
+    ("ae", dict(conditional=True), "--conditional applies to vae, ddpm and flow only, not ae"),
+    ("vae", dict(attention=True), "--attention applies to ddpm and flow only, not vae"),
+    ("vae", dict(sampler="ddim"), "--sampler applies to ddpm and flow only, not vae"),
     ("vae", dict(channels=0), "--channels must be >= 1, got 0"),
     ("ddpm", dict(sample_eta=0.5), "--sample-eta applies to --sampler ddim"),
     ("ddpm", dict(sampler="ddim", sample_eta=-1.0), "--sample-eta must be >= 0"),
@@ -92,7 +92,7 @@ def test_the_families_defaults_fill_what_was_left_unset():
 
 
 def test_help_and_the_flag_table_say_each_default_as_declared():
-    assert default_text(OPTIONS["steps"]) == "ae 500, vae 600, ddpm 800, classifier 2000"
+    assert default_text(OPTIONS["steps"]) == "ae 500, vae 600, ddpm/flow 800, classifier 2000"
     assert help_text(OPTIONS["warmup_steps"]).startswith("vae: steps over which")
     assert help_text(OPTIONS["warmup_steps"]).endswith("(default: 200)")
     assert help_text(OPTIONS["latent_dim"]).endswith("(default: ae 64, vae 32)")

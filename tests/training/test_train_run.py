@@ -150,7 +150,7 @@ def test_bin_launchers_and_python_m(tmp_path):
     for flag in ("--steps", "--batch-size", "--lr", "--latent-dim", "--limit-train", "--warmup-steps",
                  "--beta-max", "--T", "--schedule", "--seed", "--dataset", "--data-dir", "--out", "--resume"):
         assert flag in help_text
-    assert "(default: ae 500, vae 600, ddpm 800, classifier 2000)" in " ".join(help_text.split())  # from the families
+    assert "(default: ae 500, vae 600, ddpm/flow 800, classifier 2000)" in " ".join(help_text.split())  # from the families
     run_dir = next(tmp_path.glob("vae-*"))
     sampled = subprocess.run([sys.executable, str(ROOT / "bin" / "sample"), str(run_dir), "--n", "4"],
                              capture_output=True, text=True, timeout=120)

@@ -20,10 +20,13 @@ import numpy as np
 from ...errors import UsageError
 from ...runtime import parallel
 from ..base import (
+    ATTENTION,
     CONDITIONAL,
     EVAL_BATCH,
     EVAL_SEED,
     NUM_CLASSES,
+    SAMPLE_STEPS,
+    SAMPLER,
     SAMPLING,
     Family,
     Metric,
@@ -31,10 +34,10 @@ from ..base import (
     at_least,
     chunks,
     images_and_labels,
-    in_range,
     labels_chunk,
     weighted_means,
 )
+from ..guidance import CONDITIONAL_DEFAULTS, GUIDANCE, LABEL_DROPOUT, classifier_free_guidance, drop_labels
 from .samplers import (
     SAMPLERS,
     SIGMAS,
@@ -42,7 +45,6 @@ from .samplers import (
     DDPMSampler,
     DPMSolverSampler,
     Sampler,
-    classifier_free_guidance,
     sample_loop,
 )
 from .schedule import SCHEDULES, Schedule
@@ -56,34 +58,12 @@ SIGMA = Option(
     "sigma", str, "posterior", "reverse-step noise: the guide's sqrt(beta_t), or the posterior's "
     "sqrt(beta~_t), which leaves far less noise at small T", choices=SIGMAS, sweep=SAMPLING,
 )
-SAMPLER = Option(
-    "sampler", str, "ddpm", "how this run's samples are drawn unless bin/sample or bin/eval say "
-    "otherwise: ddpm (all T steps), ddim, or dpmpp (DPM-Solver++(2M): a second-order ODE solver, "
-    "for few steps of a model trained with large T)", choices=SAMPLERS, sweep=SAMPLING,
-)
-SAMPLE_STEPS = Option(
-    "sample_steps", int, None, "--sampler ddim or dpmpp: reverse steps per sample; e.g. --T 1000 --sampler "
-    "dpmpp --sample-steps 10", check=at_least(1), sweep=SAMPLING, default_text="all T",
-)
 SAMPLE_ETA = Option(
     "sample_eta", float, None, "--sampler ddim: noise added at each reverse step, 0 deterministic to 1 as "
     "much as DDPM; more noise corrects more of the network's mistakes", check=at_least(0), sweep=SAMPLING,
     default_text="0",
 )
-ATTENTION = Option("attention", bool, False, "add a self-attention layer at the UNet's 7x7 middle, so each "
-                   "position reads every other directly (about 7% slower per step)")
-LABEL_DROPOUT = Option(
-    "label_dropout", float, None, "--conditional: probability of training an image with no label, so the "
-    "one network learns the unconditional noise that classifier-free guidance needs",
-    check=in_range(0, 1), default_text="0.1",
-)
-GUIDANCE = Option(
-    "guidance", float, None, "--conditional: classifier-free guidance weight w that samples use by "
-    "default; 0 is plain conditional sampling", check=at_least(0), sweep=SAMPLING, default_text="3",
-)
 STEPPED = ("ddim", "dpmpp")  # the samplers that take a number of steps
-# Conditional runs: label dropout as in Ho & Salimans 2022, and the guidance weight samples use.
-CONDITIONAL_DEFAULTS = {"label_dropout": 0.1, "guidance": 3.0}
 
 
 @dataclass(frozen=True)
@@ -113,7 +93,7 @@ SAMPLING_OPTIONS = (
     Option("eta", float, None, "ddim: noise scale, 0 deterministic", check=at_least(0),
            default_text="the run's --sample-eta, else 0"),
     Option("sigma", str, None, "ddpm: reverse-step noise", choices=SIGMAS, default_text="the run's"),
-    Option("guidance", float, None, "conditional ddpm: classifier-free guidance weight", check=at_least(0),
+    Option("guidance", float, None, "conditional runs: classifier-free guidance weight", check=at_least(0),
            default_text="the run's"),
 )
 
@@ -133,9 +113,8 @@ def ddpm_loss(model: TinyUNet, batch, scalars: dict, schedule: Schedule, label_d
     t = mx.random.randint(0, schedule.T, (x0.shape[0],))  # t ~ U{0..T-1}
     noise = mx.random.normal(x0.shape)  # eps ~ N(0, I)
     x_t = schedule.add_noise(x0, noise, t)
-    if y is not None and label_dropout > 0:
-        dropped = mx.random.uniform(shape=y.shape) < label_dropout
-        y = mx.where(dropped, model.null_label, y)
+    if y is not None:
+        y = drop_labels(y, label_dropout, model.null_label)
     mse = mx.mean((model(x_t, t, y) - noise) ** 2)  # ||eps_theta(x_t, t) - eps||^2
     return mse, {"mse": mse}
 
@@ -151,7 +130,7 @@ class DDPMFamily(Family):
                GUIDANCE)
     # The guide's 800 steps; the learning rate and the EMA of the weights are measured
     # (benchmarks/RESULTS.md).
-    defaults = {"steps": 800, "lr": 4e-3, "lr_schedule": "constant", "ema_decay": 0.995}
+    defaults = {"steps": 800, "lr": 4e-3, "lr_schedule": "constant", "ema_decay": 0.995, "sampler": "ddpm"}
     sampling_options = SAMPLING_OPTIONS
     heldout_metrics = (Metric("mse", "eps-MSE (noise prediction)", "eps-MSE"),)
     key_settings = ("T", "schedule", "sigma", "conditional", "guidance", "steps", "lr")
@@ -163,6 +142,8 @@ class DDPMFamily(Family):
         return UNetArgs(num_classes=NUM_CLASSES if opts.conditional else 0, attention=opts.attention)
 
     def check_options(self, opts) -> None:
+        if opts.sampler is not None and opts.sampler not in SAMPLERS:
+            raise UsageError(f"--sampler must be {', '.join(SAMPLERS[:-1])} or {SAMPLERS[-1]}, got {opts.sampler!r}")
         for option in (LABEL_DROPOUT, GUIDANCE):
             if getattr(opts, option.name) is not None and not opts.conditional:
                 raise UsageError(f"{option.cli_flag} applies to conditional models: add --conditional")

@@ -6,7 +6,8 @@ Every sampler has the same two methods, like diffusers' schedulers:
     prediction eps and fresh Gaussian ``noise`` (None at the last step, or when the
     sampler adds none).
 ``sample_loop`` is the one loop they share. A sampler needs only a callable
-``denoise(x_t, t) -> eps``; classifier-free guidance wraps that callable, not the loop.
+``denoise(x_t, t) -> eps``; classifier-free guidance (../guidance.py) wraps that callable,
+not the loop.
 """
 
 from __future__ import annotations
@@ -205,24 +206,3 @@ def sample_loop(
     states[-1] = mx.clip(states[-1], -1.0, 1.0)
     return states if trajectory else states[-1]
 
-
-def classifier_free_guidance(
-    denoise: Callable[[mx.array, mx.array, mx.array], mx.array], labels: mx.array, null_label: int, weight: float
-) -> Denoiser:
-    """The guided noise of Ho & Salimans 2022 (https://arxiv.org/abs/2207.12598), eq. 6:
-    eps = (1 + w) eps(x, t, y) - w eps(x, t, null).
-
-    ``denoise(x, t, y)`` is a conditional network trained with label dropout. w = 0 is
-    the plain conditional model; larger w trades diversity for images the label fits
-    better. Both predictions come from one pass over a doubled batch.
-    """
-    if weight == 0:
-        return lambda x, t: denoise(x, t, labels)
-    both_labels = mx.concatenate([labels, mx.full(labels.shape, null_label, dtype=labels.dtype)])
-
-    def guided(x: mx.array, t: mx.array) -> mx.array:
-        eps = denoise(mx.concatenate([x, x]), mx.concatenate([t, t]), both_labels)
-        conditional, unconditional = mx.split(eps, 2)
-        return (1.0 + weight) * conditional - weight * unconditional
-
-    return guided
