@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import mlx.core as mx
 
+from ..errors import UsageError
 from .base import SAMPLING, Option, at_least, in_range
 
 LABEL_DROPOUT = Option(
@@ -59,3 +60,17 @@ def classifier_free_guidance(
         return (1.0 + weight) * conditional - weight * unconditional
 
     return guided
+
+
+def check_conditional_options(opts) -> None:
+    """--label-dropout and --guidance mean something only for a model trained with labels."""
+    for option in (LABEL_DROPOUT, GUIDANCE):
+        if getattr(opts, option.name) is not None and not opts.conditional:
+            raise UsageError(f"{option.cli_flag} applies to conditional models: add --conditional")
+
+
+def fill_conditional_defaults(opts) -> None:
+    """A conditional run's label dropout and guidance weight, where not given (in place)."""
+    for name, value in CONDITIONAL_DEFAULTS.items():
+        if opts.conditional and getattr(opts, name) is None:
+            setattr(opts, name, value)

@@ -17,10 +17,10 @@ from mlx_generative.errors import UsageError
 from mlx_generative.evaluation.evaluate import format_result, label_agreement
 from mlx_generative.evaluation.features import classify, find_classifier
 from mlx_generative.families.base import balanced_labels
-from mlx_generative.families.ddpm.family import CONDITIONAL_DEFAULTS, ddpm_loss
+from mlx_generative.families.ddpm.family import ddpm_loss
 from mlx_generative.families.ddpm.schedule import Schedule
 from mlx_generative.families.ddpm.unet import TinyUNet, UNetArgs
-from mlx_generative.families.guidance import classifier_free_guidance
+from mlx_generative.families.guidance import CONDITIONAL_DEFAULTS, classifier_free_guidance
 from mlx_generative.families.vae import VAE, VAEArgs
 from mlx_generative.training import checkpoint
 from mlx_generative.training.runs import Run

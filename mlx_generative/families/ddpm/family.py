@@ -18,11 +18,9 @@ import mlx.core as mx
 import numpy as np
 
 from ...errors import UsageError
-from ...runtime import parallel
 from ..base import (
     ATTENTION,
     CONDITIONAL,
-    EVAL_BATCH,
     EVAL_SEED,
     NUM_CLASSES,
     SAMPLE_STEPS,
@@ -37,7 +35,14 @@ from ..base import (
     labels_chunk,
     weighted_means,
 )
-from ..guidance import CONDITIONAL_DEFAULTS, GUIDANCE, LABEL_DROPOUT, classifier_free_guidance, drop_labels
+from ..guidance import (
+    GUIDANCE,
+    LABEL_DROPOUT,
+    check_conditional_options,
+    drop_labels,
+    fill_conditional_defaults,
+)
+from ..unet_sampling import sample_in_batches
 from .samplers import (
     SAMPLERS,
     SIGMAS,
@@ -144,9 +149,7 @@ class DDPMFamily(Family):
     def check_options(self, opts) -> None:
         if opts.sampler is not None and opts.sampler not in SAMPLERS:
             raise UsageError(f"--sampler must be {', '.join(SAMPLERS[:-1])} or {SAMPLERS[-1]}, got {opts.sampler!r}")
-        for option in (LABEL_DROPOUT, GUIDANCE):
-            if getattr(opts, option.name) is not None and not opts.conditional:
-                raise UsageError(f"{option.cli_flag} applies to conditional models: add --conditional")
+        check_conditional_options(opts)
         if opts.sample_steps is not None and opts.sampler not in STEPPED:
             raise UsageError("--sample-steps applies to --sampler ddim or dpmpp (DDPM always takes all T steps)")
         if opts.sample_eta is not None and opts.sampler != "ddim":
@@ -154,9 +157,7 @@ class DDPMFamily(Family):
 
     def fill_defaults(self, opts) -> None:
         super().fill_defaults(opts)
-        for name, value in CONDITIONAL_DEFAULTS.items():
-            if opts.conditional and getattr(opts, name) is None:
-                setattr(opts, name, value)
+        fill_conditional_defaults(opts)
 
     def describe(self, opts) -> str:
         return f"T={opts.T}, {opts.schedule}"
@@ -207,25 +208,10 @@ class DDPMFamily(Family):
         draws each sample's label with classifier-free guidance."""
         settings = settings or self.sampling(opts, {})
         sampler = settings.sampler_for(self.schedule(opts))
-        image_shape = (model.args.image_size, model.args.image_size, model.args.in_channels)
-        keys = mx.random.split(key, (n + EVAL_BATCH - 1) // EVAL_BATCH)
-        # One compiled graph per batch shape fuses the UNet's elementwise work across all the
-        # steps; each part of a batch runs on its own core. The weights are the graph's inputs:
-        # captured, a one-element weight would be written into a kernel's C++ as a number, and
-        # every trained run would build that kernel anew.
-        shards = parallel.default_shards(min(n, EVAL_BATCH))
-        network = parallel.sharded_map(mx.compile(model, inputs=model.state), shards)
-        out = []
-        with parallel.blas_threads_for(shards):
-            for i, (a, b) in enumerate(chunks(n)):
-                denoise = network
-                if labels is not None:
-                    denoise = classifier_free_guidance(
-                        network, labels_chunk(labels, a, b), model.null_label, settings.guidance)
-                states = sample_loop(denoise, sampler, (b - a, *image_shape), keys[i], trajectory=True)
-                states = [np.array((s + 1.0) / 2.0) for s in states]  # [-1, 1] -> [0, 1]
-                out.append(np.stack(states, axis=1) if trajectory else states[-1])
-        return np.concatenate(out)
 
+        def chain(denoise, shape, key):
+            return sample_loop(denoise, sampler, shape, key, trajectory=True)
+
+        return sample_in_batches(model, n, key, chain, labels, settings.guidance, trajectory=trajectory)
 
 FAMILY = DDPMFamily()

@@ -20,11 +20,9 @@ import mlx.core as mx
 import numpy as np
 
 from ...errors import UsageError
-from ...runtime import parallel
 from ..base import (
     ATTENTION,
     CONDITIONAL,
-    EVAL_BATCH,
     EVAL_SEED,
     NUM_CLASSES,
     SAMPLE_STEPS,
@@ -39,7 +37,8 @@ from ..base import (
     weighted_means,
 )
 from ..ddpm.unet import TinyUNet, UNetArgs
-from ..guidance import CONDITIONAL_DEFAULTS, GUIDANCE, LABEL_DROPOUT, classifier_free_guidance, drop_labels
+from ..guidance import GUIDANCE, LABEL_DROPOUT, check_conditional_options, drop_labels, fill_conditional_defaults
+from ..unet_sampling import sample_in_batches
 from .path import TIME_SAMPLINGS, TIME_SCALE, interpolate, sample_times, target_velocity
 from .samplers import FLOW_SAMPLERS, flow_sample_loop
 
@@ -122,15 +121,11 @@ class FlowFamily(Family):
     def check_options(self, opts) -> None:
         if opts.sampler is not None and opts.sampler not in FLOW_SAMPLERS:
             raise UsageError(f"--sampler must be {' or '.join(FLOW_SAMPLERS)}, got {opts.sampler!r}")
-        for option in (LABEL_DROPOUT, GUIDANCE):
-            if getattr(opts, option.name) is not None and not opts.conditional:
-                raise UsageError(f"{option.cli_flag} applies to conditional models: add --conditional")
+        check_conditional_options(opts)
 
     def fill_defaults(self, opts) -> None:
         super().fill_defaults(opts)
-        for name, value in CONDITIONAL_DEFAULTS.items():
-            if opts.conditional and getattr(opts, name) is None:
-                setattr(opts, name, value)
+        fill_conditional_defaults(opts)
 
     def describe(self, opts) -> str:
         return f"{opts.time_sampling} t, {opts.sampler} x {opts.sample_steps}"
@@ -171,26 +166,12 @@ class FlowFamily(Family):
         """Noise carried to t = 0 along the learned velocity; a conditional model draws each
         sample's label with classifier-free guidance."""
         settings = settings or self.sampling(opts, {})
-        image_shape = (model.args.image_size, model.args.image_size, model.args.in_channels)
-        keys = mx.random.split(key, (n + EVAL_BATCH - 1) // EVAL_BATCH)
-        # As the DDPM's sample(): one compiled graph per batch shape, the weights its inputs,
-        # each part of a batch on its own core.
-        shards = parallel.default_shards(min(n, EVAL_BATCH))
-        network = parallel.sharded_map(mx.compile(model, inputs=model.state), shards)
-        out = []
-        with parallel.blas_threads_for(shards):
-            for i, (a, b) in enumerate(chunks(n)):
-                if labels is None:
-                    field = lambda x, t: network(x, t * TIME_SCALE)  # noqa: E731
-                else:
-                    field = classifier_free_guidance(lambda x, t, y: network(x, t * TIME_SCALE, y),
-                                                     labels_chunk(labels, a, b), model.null_label, settings.guidance)
-                states = flow_sample_loop(field, settings.sampler, settings.steps, (b - a, *image_shape), keys[i],
-                                          trajectory=True)
-                states[-1] = mx.clip(states[-1], -1.0, 1.0)
-                states = [np.array((s + 1.0) / 2.0) for s in states]  # [-1, 1] -> [0, 1]
-                out.append(np.stack(states, axis=1) if trajectory else states[-1])
-        return np.concatenate(out)
 
+        def chain(field, shape, key):
+            states = flow_sample_loop(field, settings.sampler, settings.steps, shape, key, trajectory=True)
+            return states[:-1] + [mx.clip(states[-1], -1.0, 1.0)]
+
+        return sample_in_batches(model, n, key, chain, labels, settings.guidance, time_scale=TIME_SCALE,
+                                 trajectory=trajectory)
 
 FAMILY = FlowFamily()
