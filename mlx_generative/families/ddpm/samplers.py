@@ -78,9 +78,10 @@ class DDIMSampler:
     eta = 0 is deterministic given x_T; eta = 1 over all T steps is DDPM with the posterior variance.
     """
 
-    def __init__(self, schedule: Schedule, steps: int | None = None, eta: float = 0.0, clip_x0: bool = True):
+    def __init__(self, schedule: Schedule, steps: int | None = None, eta: float = 0.0, clip_x0: bool = True,
+                 spacing: str = "uniform"):
         self.schedule, self.eta, self.clip_x0 = schedule, eta, clip_x0
-        self._timesteps = ddim_timesteps(schedule.T, steps)
+        self._timesteps = spaced_timesteps(schedule, steps, spacing)
         self._previous = dict(zip(self._timesteps, self._timesteps[1:]))  # t -> the next t visited
         self.adds_noise = eta > 0
 
@@ -101,26 +102,78 @@ class DDIMSampler:
 
 
 LAMBDA_MIN = -5.1  # the noisy end of the log-SNR grid (diffusers' lambda_min_clipped for cosine)
+EDM_RHO = 7.0  # Karras et al. 2022, eq. 5: the exponent that crowds EDM's steps towards low noise
+# How a stepped sampler (DDIM, DPM-Solver++) picks its steps out of 0..T-1.
+SPACINGS = ("uniform", "logsnr", "edm")
+
+
+def log_snr(schedule: Schedule) -> np.ndarray:
+    """lambda_t = log(sqrt(alpha_bar_t) / sqrt(1 - alpha_bar_t)) for t = 0..T-1, decreasing in t."""
+    ab = np.array(schedule.alphas_cumprod, dtype=np.float64)
+    return 0.5 * np.log(ab) - 0.5 * np.log1p(-ab)
+
+
+def _nearest_steps(lam: np.ndarray, wanted: np.ndarray) -> list[int]:
+    """T - 1, then for each of wanted[1:] the index whose lambda is nearest (the grid's first
+    point stands for T - 1, where sampling starts), ending at 0: descending, and as many as
+    wanted. Where two land on one index (many steps at the flat, noisy end), the later moves
+    one step on."""
+    visited = [len(lam) - 1] + [int(np.argmin(np.abs(lam - w))) for w in wanted[1:-1]] + [0]
+    for i in range(1, len(visited)):  # strictly descending ...
+        visited[i] = min(visited[i], visited[i - 1] - 1)
+    visited[-1] = 0
+    for i in range(len(visited) - 2, -1, -1):  # ... and still ending at 0
+        visited[i] = max(visited[i], visited[i + 1] + 1)
+    return visited
 
 
 def logsnr_timesteps(schedule: Schedule, steps: int | None) -> list[int]:
-    """``steps`` indices of 0..T-1 evenly spaced in log-SNR, lambda_t = log(sqrt(alpha_bar_t) /
-    sqrt(1 - alpha_bar_t)), both ends included, descending; each the index nearest its lambda.
-    Even in log-SNR, not in t: most of an image forms in a narrow band of noise levels, which
-    evenly spaced t would cross in one or two steps (Lu et al. 2022, sec. 3.3)."""
+    """``steps`` indices of 0..T-1 evenly spaced in log-SNR lambda_t, both ends included,
+    descending; each the index nearest its lambda. Even in log-SNR, not in t: most of an image
+    forms in a narrow band of noise levels, which evenly spaced t would cross in one or two
+    steps (Lu et al. 2022, sec. 3.3)."""
     T = schedule.T
     if steps is None or steps >= T:
         return list(reversed(range(T)))
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
-    ab = np.array(schedule.alphas_cumprod, dtype=np.float64)
-    lam = 0.5 * np.log(ab) - 0.5 * np.log1p(-ab)  # decreasing in t
-    # Sampling starts at T - 1; the rest are spread from lambda = LAMBDA_MIN up. The cosine
-    # schedule's clipped last betas put lambda_{T-1} near -10, and a grid from there would spend
-    # its first steps where x is still pure noise (999, 998, 994 of 10 steps at T = 1000).
-    wanted = np.linspace(max(lam[T - 1], LAMBDA_MIN), lam[0], steps - 1)
-    chosen = {int(np.argmin(np.abs(lam - w))) for w in wanted} | {0, T - 1}
-    return sorted(chosen, reverse=True)
+    lam = log_snr(schedule)
+    # The grid runs from lambda = LAMBDA_MIN up, and sampling starts at T - 1 in its first point's
+    # place. The cosine schedule's clipped last betas put lambda_{T-1} near -10, and a grid from
+    # there would spend its first steps where x is still pure noise (999, 998, 994 of 10 steps).
+    return _nearest_steps(lam, np.linspace(max(lam[T - 1], LAMBDA_MIN), lam[0], steps))
+
+
+def edm_timesteps(schedule: Schedule, steps: int | None, rho: float = EDM_RHO) -> list[int]:
+    """``steps`` indices of 0..T-1 at Karras et al.'s noise levels (EDM, eq. 5): with the
+    noise-to-signal ratio sigma_t = sqrt(1 - alpha_bar_t) / sqrt(alpha_bar_t) = e^-lambda_t,
+
+        sigma_i = (sigma_max^(1/rho) + i / (n - 1) (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho,
+
+    evenly spaced in sigma^(1/rho). With rho = 7 the steps crowd towards low noise, where fine
+    detail forms; between log-SNR's even spacing (rho -> infinity) and time's. sigma_max is
+    log-SNR's LAMBDA_MIN end, and sampling starts at T - 1 as there."""
+    T = schedule.T
+    if steps is None or steps >= T:
+        return list(reversed(range(T)))
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    lam = log_snr(schedule)
+    sigma_max, sigma_min = np.exp(-max(lam[T - 1], LAMBDA_MIN)), np.exp(-lam[0])
+    ramp = np.linspace(0.0, 1.0, steps)
+    sigmas = (sigma_max ** (1 / rho) + ramp * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
+    return _nearest_steps(lam, -np.log(sigmas))
+
+
+def spaced_timesteps(schedule: Schedule, steps: int | None, spacing: str) -> list[int]:
+    """The steps a stepped sampler visits, descending from T - 1 to 0, under ``spacing``."""
+    if spacing == "uniform":
+        return ddim_timesteps(schedule.T, steps)
+    if spacing == "logsnr":
+        return logsnr_timesteps(schedule, steps)
+    if spacing == "edm":
+        return edm_timesteps(schedule, steps)
+    raise ValueError(f"spacing must be one of {', '.join(SPACINGS)}, got {spacing!r}")
 
 
 class DPMSolverSampler:
@@ -138,12 +191,11 @@ class DPMSolverSampler:
     """
 
     def __init__(self, schedule: Schedule, steps: int | None = None, order: int = 2, clip_x0: bool = True,
-                 spacing: str = "logsnr"):
+                 spacing: str = "uniform"):
         if order not in (1, 2):
             raise ValueError(f"order must be 1 or 2, got {order}")
         self.schedule, self.order, self.clip_x0 = schedule, order, clip_x0
-        self._timesteps = (logsnr_timesteps(schedule, steps) if spacing == "logsnr"
-                           else ddim_timesteps(schedule.T, steps))
+        self._timesteps = spaced_timesteps(schedule, steps, spacing)
         self._next = dict(zip(self._timesteps, self._timesteps[1:]))  # t -> the next t visited
         self.adds_noise = False
         self._previous: tuple[mx.array, mx.array] | None = None  # (x0, lambda) of the step before
