@@ -99,6 +99,7 @@ def evaluate(
     eta: float | None = None,
     sigma: str | None = None,
     guidance: float | None = None,
+    spacing: str | None = None,
     write: bool = True,
     verbose: bool = True,
 ) -> dict:
@@ -112,7 +113,7 @@ def evaluate(
     heldout_images: use only the first N test images (default all): a quick look.
     classifier: a classifier run directory; default the data set's cached or
         shipped one (`classifier_dirs`). Without one, sample metrics are skipped.
-    sampler, steps, eta, sigma: DDPM sampling options, as for `sample`.
+    sampler, steps, eta, sigma, spacing: sampling options, as for `sample`.
     guidance: a conditional DDPM's guidance weight (default: the run's).
 
     A conditional run draws every class equally often and is also scored on whether
@@ -130,7 +131,7 @@ def evaluate(
         if value is not None and value < low:
             raise UsageError(f"{name} must be >= {low}, got {value}")
     overrides = {k: v for k, v in dict(sampler=sampler, steps=steps, eta=eta, sigma=sigma,
-                                       guidance=guidance).items() if v is not None}
+                                       guidance=guidance, spacing=spacing).items() if v is not None}
     settings = sampling_settings(run, overrides)  # a bad sampling option fails before any work
     dataset = run.config.data.dataset
     own_data = dataset == idx_folder.NAME

@@ -117,8 +117,9 @@ CONDITIONAL = Option(
 LATENT_DIM = Option("latent_dim", int, None, "latent size", check=at_least(1))
 CHANNELS = Option(
     "channels", int, None,
-    "convolution channels after the first downsampling; the second has twice as many. "
-    "Wider fits better and costs step time", check=at_least(1), default_text="32, then 64",
+    "convolution channels after the first downsampling; the second has twice as many (a UNet's full "
+    "resolution has half: C/2, C, 2C). Wider fits better and costs step time", check=at_least(1),
+    default_text="32, then 64",
 )
 MEAN_PIXEL_LOGIT = -1.9  # logit(0.1307), MNIST's mean pixel
 # The two families that sample by integrating from noise (ddpm, flow) share these three; each
@@ -142,6 +143,20 @@ SAMPLE_STEPS = Option(
 def conv_widths(opts) -> dict:
     """--channels C as the conv encoder's (C, 2C), or nothing for the network's default."""
     return {} if opts.channels is None else {"channels": (opts.channels, 2 * opts.channels)}
+
+
+UNET_GROUPS = 8  # the UNet's GroupNorm groups
+
+
+def unet_widths(opts) -> dict:
+    """--channels C as a UNet's (C/2, C, 2C) at full, 1/2 and 1/4 resolution, or nothing for
+    the network's default (16, 32, 64)."""
+    if opts.channels is None:
+        return {}
+    if opts.channels % (2 * UNET_GROUPS):
+        raise UsageError(f"--channels must be a multiple of {2 * UNET_GROUPS} for a UNet (its full resolution "
+                         f"has C/2 channels in {UNET_GROUPS} GroupNorm groups), got {opts.channels}")
+    return {"channels": (opts.channels // 2, opts.channels, 2 * opts.channels)}
 
 
 # ---- the interface ------------------------------------------------------------------

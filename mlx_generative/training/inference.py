@@ -26,6 +26,7 @@ def sample(
     steps: int | None = None,
     eta: float | None = None,
     labels=None,
+    spacing: str | None = None,
     guidance: float | None = None,
 ) -> np.ndarray:
     """Draw ``n`` images as uint8 (n, 28, 28). Same seed, same images.
@@ -34,8 +35,11 @@ def sample(
       - DDPM: runs the reverse diffusion chain from pure noise. ``sampler="ddpm"``
         takes all T steps with noise ``sigma`` ("beta" or "posterior"); ``sampler="ddim"``
         takes ``steps`` of them (default all) with DDIM noise ``eta`` (0: deterministic
-        given the seed). Each defaults to the run's ``--sampler`` / ``--sample-steps`` /
-        ``--sample-eta`` / ``--sigma``.
+        given the seed); ``sampler="dpmpp"``, DPM-Solver++(2M), ``steps`` of them without
+        noise. ``spacing`` picks which steps DDIM and DPM-Solver++ visit ("uniform" in t,
+        "logsnr", "edm"). Each defaults to the run's ``--sampler`` / ``--sample-steps`` /
+        ``--sample-spacing`` / ``--sample-eta`` / ``--sigma``.
+      - flow: ``sampler`` "euler" or "heun" with ``steps`` equal steps in t.
       - AE: an autoencoder has no prior; we decode draws from a Gaussian fitted to the
         codes of its training images (the run's extras.safetensors). Compare the VAE,
         whose prior is part of the model.
@@ -50,7 +54,8 @@ def sample(
     if not run.family.generative:
         raise UsageError(f"a {run.kind} does not generate images; sample from an {names_of(lambda f: f.generative)} run")
     labels, n = sample_labels(run, labels, n)
-    settings = sampling_settings(run, dict(sigma=sigma, sampler=sampler, steps=steps, eta=eta, guidance=guidance))
+    settings = sampling_settings(run, dict(sigma=sigma, sampler=sampler, steps=steps, eta=eta, guidance=guidance,
+                                                 spacing=spacing))
     pixels = run.family.sample(run.model, run.config.train, run.extras, n, mx.random.key(seed), labels=labels,
                                settings=settings)
     return to_uint8(pixels)

@@ -187,3 +187,42 @@ def test_guidance_wraps_the_denoiser_not_the_loop():
     b = sample_loop(plain, DDPMSampler(schedule), (2, 3), mx.random.key(0), trajectory=True)
     np.testing.assert_array_equal(np.array(a[0]), np.array(b[0]))  # the same x_T
     assert not np.allclose(np.array(a[1]), np.array(b[1]))  # then the guided noise leads elsewhere
+
+
+def test_v_prediction_target_and_the_noise_it_implies():
+    schedule = Schedule.create(1000, "cosine")
+    rng = np.random.default_rng(0)
+    x0, noise = (mx.array(rng.normal(size=(5, 4, 4, 1)).astype(np.float32)) for _ in range(2))
+    t = mx.array([0, 10, 500, 900, 999])
+    x_t = schedule.add_noise(x0, noise, t)
+    v = schedule.velocity(x0, noise, t)
+    np.testing.assert_allclose(np.array(schedule.noise_from_velocity(v, x_t, t)), np.array(noise), atol=2e-5)
+    a = np.sqrt(np.array(schedule.alphas_cumprod))[np.array(t)].reshape(-1, 1, 1, 1)
+    np.testing.assert_allclose(np.array(v), a * np.array(noise) - np.sqrt(1 - a**2) * np.array(x0), atol=5e-5)
+    snr = np.array(schedule.snr(t))
+    # (at t = 0, 1 - alpha_bar is 4e-5, and float32 keeps about three of its digits)
+    np.testing.assert_allclose(snr, a.ravel() ** 2 / (1 - a.ravel() ** 2), rtol=3e-3)
+
+
+def test_min_snr_weighting_caps_the_easy_timesteps():
+    """With a network that predicts zeros, eps-MSE is 1 at every t; min-SNR-5 weights it by
+    min(SNR, 5) / SNR: 5 / SNR where the image is nearly clean, 1 where it is noisy."""
+    from mlx_generative.families.ddpm.family import ddpm_loss
+
+    class Zero:
+        null_label = None
+
+        def __call__(self, x, t, y=None):
+            return mx.zeros_like(x)
+
+    schedule = Schedule.create(1000, "cosine")
+    x0 = mx.zeros((4096, 4, 4, 1))
+    mx.random.seed(0)
+    plain, metrics = ddpm_loss(Zero(), x0, {}, schedule)
+    mx.random.seed(0)
+    weighted, _ = ddpm_loss(Zero(), x0, {}, schedule, min_snr_gamma=5.0)
+    assert abs(float(plain) - 1.0) < 0.01 and abs(float(metrics["mse"]) - 1.0) < 0.01
+    ab = np.array(schedule.alphas_cumprod, dtype=np.float64)
+    snr = ab / (1 - ab)
+    expected = np.mean(np.minimum(snr, 5.0) / snr)  # t is drawn uniformly
+    assert abs(float(weighted) - expected) < 0.03, (float(weighted), expected)

@@ -66,3 +66,13 @@ def test_a_run_trained_with_attention_records_it_and_reloads(tmp_path, tiny):
     reloaded = mg.load(run.run_dir)
     assert reloaded.model.args.attention
     np.testing.assert_array_equal(mg.sample(reloaded, n=4, seed=2), mg.sample(run, n=4, seed=2))
+
+
+def test_channels_set_the_unets_widths_at_its_three_resolutions():
+    from mlx_generative.families import get_family
+    from mlx_generative.training.options import TrainOptions, resolve
+
+    for kind in ("ddpm", "flow"):
+        family = get_family(kind)
+        assert family.model_args(resolve(kind, TrainOptions(channels=48))).channels == (24, 48, 96)
+        assert family.model_args(resolve(kind, TrainOptions())).channels == (16, 32, 64)  # the guide's

@@ -12,7 +12,7 @@ import mlx_generative as mg
 from mlx_generative.cli import main as cli_main
 from mlx_generative.data.images import to_uint8
 from mlx_generative.errors import CheckpointError, UsageError
-from mlx_generative.families.ddpm.samplers import DDIMSampler, DDPMSampler
+from mlx_generative.families.ddpm.samplers import DDIMSampler, DDPMSampler, DPMSolverSampler
 from mlx_generative.families.ddpm.schedule import Schedule
 
 
@@ -80,9 +80,18 @@ def test_ddim_sampling_from_a_run(tiny_runs):
         mg.sample(run, n=2, steps=3)
     with pytest.raises(UsageError, match="eta applies to sampler='ddim' only"):
         mg.sample(run, n=2, sampler="dpmpp", eta=0.5)
-    dpm = mg.sample(run, n=4, seed=5, sampler="dpmpp", steps=3)  # deterministic, and not DDIM's
-    assert dpm.shape == (4, 28, 28) and np.array_equal(dpm, mg.sample(run, n=4, seed=5, sampler="dpmpp", steps=3))
-    assert not np.array_equal(dpm, a)
+    dpm = mg.sample(run, n=4, seed=5, sampler="dpmpp", steps=4)  # deterministic, and not DDIM's
+    assert dpm.shape == (4, 28, 28) and np.array_equal(dpm, mg.sample(run, n=4, seed=5, sampler="dpmpp", steps=4))
+    # (in 3 steps it would be: its first and last steps are DDIM's, and 3 steps are only those)
+    assert not np.array_equal(dpm, mg.sample(run, n=4, seed=5, sampler="ddim", steps=4))
+    logsnr = mg.sample(run, n=4, seed=5, sampler="dpmpp", steps=3, spacing="logsnr")
+    assert not np.array_equal(logsnr, mg.sample(run, n=4, seed=5, sampler="dpmpp", steps=3))  # 5, 4, 0, not 5, 2, 0
+    replay = _replayed_trajectory(run, DPMSolverSampler(Schedule.create(6, "cosine"), 3, spacing="logsnr"), 4, 5)[-1]
+    assert np.abs(logsnr.astype(int) - replay.astype(int)).max() <= 1  # the spacing asked for reaches the sampler
+    with pytest.raises(UsageError, match="spacing applies to sampler='ddim' or 'dpmpp' only"):
+        mg.sample(run, n=2, spacing="edm")
+    with pytest.raises(UsageError, match="spacing must be one of uniform, logsnr, edm, got 'karras'"):
+        mg.sample(run, n=2, sampler="ddim", spacing="karras")
     with pytest.raises(UsageError, match="ddpm or flow runs only"):
         mg.sample(tiny_runs["ae"], n=2, sampler="ddim")
     with pytest.raises(UsageError, match="steps must be >= 1"):
@@ -98,6 +107,17 @@ def test_a_run_trained_with_a_ddim_sampler_samples_that_way_by_default(tmp_path,
     np.testing.assert_array_equal(default, mg.sample(run, n=4, sampler="ddim", steps=4))
     assert not np.array_equal(default, mg.sample(run, n=4, sampler="ddpm"))
     assert not np.array_equal(default, mg.sample(run, n=4, steps=10))  # steps alone: the run's DDIM
+
+
+def test_a_run_trained_with_a_spacing_samples_with_it_and_another_sampler_with_its_own(tmp_path, tiny):
+    run = mg.train("ddpm", out=str(tmp_path), name="edm", verbose=False,
+                   **dict(tiny, T=20, sampler="dpmpp", sample_steps=4, sample_spacing="edm"))
+    default = mg.sample(run, n=4)
+    np.testing.assert_array_equal(default, mg.sample(run, n=4, sampler="dpmpp", steps=4, spacing="edm"))
+    assert not np.array_equal(default, mg.sample(run, n=4, sampler="dpmpp", steps=4, spacing="logsnr"))
+    # DDIM was not what the spacing was chosen for: DDIM's own, evenly in t
+    np.testing.assert_array_equal(mg.sample(run, n=4, sampler="ddim", steps=4),
+                                  mg.sample(run, n=4, sampler="ddim", steps=4, spacing="uniform"))
     assert mg.denoising_trajectory(run, n=2).shape == (2, 5, 28, 28)  # x_T and 4 steps
     reloaded = mg.load(run.run_dir)
     np.testing.assert_array_equal(mg.sample(reloaded, n=4), default)

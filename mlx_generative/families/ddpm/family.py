@@ -20,6 +20,7 @@ import numpy as np
 from ...errors import UsageError
 from ..base import (
     ATTENTION,
+    CHANNELS,
     CONDITIONAL,
     EVAL_SEED,
     NUM_CLASSES,
@@ -33,6 +34,7 @@ from ..base import (
     chunks,
     images_and_labels,
     labels_chunk,
+    unet_widths,
     weighted_means,
 )
 from ..guidance import (
@@ -46,6 +48,7 @@ from ..unet_sampling import sample_in_batches
 from .samplers import (
     SAMPLERS,
     SIGMAS,
+    SPACINGS,
     DDIMSampler,
     DDPMSampler,
     DPMSolverSampler,
@@ -68,6 +71,22 @@ SAMPLE_ETA = Option(
     "much as DDPM; more noise corrects more of the network's mistakes", check=at_least(0), sweep=SAMPLING,
     default_text="0",
 )
+SAMPLE_SPACING = Option(
+    "sample_spacing", str, "uniform", "--sampler ddim or dpmpp: which of the T steps they visit: evenly spaced "
+    "in t, in log-SNR, or at EDM's noise levels (rho = 7). In t drew the best digits in 6 steps",
+    choices=SPACINGS, sweep=SAMPLING,
+)
+PREDICTIONS = ("eps", "v")
+PREDICTION = Option(
+    "prediction", str, "eps", "what the UNet predicts: the noise eps (the guide's), or v = sqrt(alpha_bar) "
+    "eps - sqrt(1 - alpha_bar) x0 (Salimans & Ho 2022); samplers are given the eps it implies",
+    choices=PREDICTIONS,
+)
+MIN_SNR_GAMMA = Option(
+    "min_snr_gamma", float, 0.0, "weight each timestep's loss by min(SNR, gamma) / SNR (eps) or / (SNR + 1) "
+    "(v), so the easy, nearly clean timesteps do not dominate the gradient (Hang et al. 2023); 0 is off",
+    check=at_least(0),
+)
 STEPPED = ("ddim", "dpmpp")  # the samplers that take a number of steps
 
 
@@ -78,14 +97,15 @@ class Sampling:
     sampler: str = "ddpm"  # "ddpm": all T steps; "ddim", "dpmpp": `steps` of them
     sigma: str = "posterior"  # the DDPM sampler's reverse-step noise
     steps: int | None = None  # DDIM, DPM-Solver++: reverse steps (None: all T)
+    spacing: str = "uniform"  # DDIM, DPM-Solver++: which of the T steps they visit
     eta: float = 0.0  # DDIM: 0 deterministic .. 1 as noisy as DDPM
     guidance: float = 0.0  # classifier-free guidance weight w (conditional runs)
 
     def sampler_for(self, schedule: Schedule) -> Sampler:
         if self.sampler == "ddim":
-            return DDIMSampler(schedule, self.steps, self.eta)
+            return DDIMSampler(schedule, self.steps, self.eta, spacing=self.spacing)
         if self.sampler == "dpmpp":
-            return DPMSolverSampler(schedule, self.steps)
+            return DPMSolverSampler(schedule, self.steps, spacing=self.spacing)
         return DDPMSampler(schedule, self.sigma)
 
 
@@ -95,6 +115,8 @@ SAMPLING_OPTIONS = (
            default_text="the run's"),
     Option("steps", int, None, "ddim, dpmpp: number of sampling steps", check=at_least(1),
            default_text="the run's --sample-steps, else all T"),
+    Option("spacing", str, None, "ddim, dpmpp: which of the T steps they visit", choices=SPACINGS,
+           default_text="the run's --sample-spacing, else uniform"),
     Option("eta", float, None, "ddim: noise scale, 0 deterministic", check=at_least(0),
            default_text="the run's --sample-eta, else 0"),
     Option("sigma", str, None, "ddpm: reverse-step noise", choices=SIGMAS, default_text="the run's"),
@@ -106,8 +128,12 @@ SAMPLING_OPTIONS = (
 # ---- the objective ------------------------------------------------------------------
 
 
-def ddpm_loss(model: TinyUNet, batch, scalars: dict, schedule: Schedule, label_dropout: float = 0.0):
-    """Epsilon-prediction MSE at a uniformly drawn timestep (Ho et al. 2020, Algorithm 1).
+def ddpm_loss(model: TinyUNet, batch, scalars: dict, schedule: Schedule, label_dropout: float = 0.0,
+              prediction: str = "eps", min_snr_gamma: float = 0.0):
+    """Epsilon-prediction MSE at a uniformly drawn timestep (Ho et al. 2020, Algorithm 1), or
+    with ``prediction="v"`` the MSE of v (``Schedule.velocity``). With ``min_snr_gamma`` each
+    image's error is weighted by min(SNR_t, gamma) / SNR_t for eps, / (SNR_t + 1) for v (Hang
+    et al. 2023, https://arxiv.org/abs/2303.09556): both are the x0 error, capped at gamma.
 
     ``batch``: images, or (images, labels) for a conditional model. Each label is
     replaced by the model's null label with probability ``label_dropout``, so the one
@@ -120,8 +146,14 @@ def ddpm_loss(model: TinyUNet, batch, scalars: dict, schedule: Schedule, label_d
     x_t = schedule.add_noise(x0, noise, t)
     if y is not None:
         y = drop_labels(y, label_dropout, model.null_label)
-    mse = mx.mean((model(x_t, t, y) - noise) ** 2)  # ||eps_theta(x_t, t) - eps||^2
-    return mse, {"mse": mse}
+    target = noise if prediction == "eps" else schedule.velocity(x0, noise, t)
+    per_image = mx.mean((model(x_t, t, y) - target) ** 2, axis=(1, 2, 3))  # ||eps_theta(x_t, t) - eps||^2
+    mse = mx.mean(per_image)
+    if not min_snr_gamma:
+        return mse, {"mse": mse}
+    snr = schedule.snr(t)
+    weight = mx.minimum(snr, min_snr_gamma) / (snr if prediction == "eps" else snr + 1.0)
+    return mx.mean(weight * per_image), {"mse": mse}
 
 
 # ---- the family ---------------------------------------------------------------------
@@ -131,11 +163,12 @@ class DDPMFamily(Family):
     name, title = "ddpm", "DDPM"
     args_cls, model_cls = UNetArgs, TinyUNet
     scale = "symmetric"  # diffusion runs on pixels in [-1, 1], where x_T ~ N(0, I) is centred
-    options = (T, SCHEDULE, SIGMA, SAMPLER, SAMPLE_STEPS, SAMPLE_ETA, ATTENTION, CONDITIONAL, LABEL_DROPOUT,
-               GUIDANCE)
+    options = (T, SCHEDULE, PREDICTION, MIN_SNR_GAMMA, CHANNELS, SIGMA, SAMPLER, SAMPLE_STEPS, SAMPLE_SPACING,
+               SAMPLE_ETA, ATTENTION, CONDITIONAL, LABEL_DROPOUT, GUIDANCE)
     # The guide's 800 steps; the learning rate and the EMA of the weights are measured
     # (benchmarks/RESULTS.md).
-    defaults = {"steps": 800, "lr": 4e-3, "lr_schedule": "constant", "ema_decay": 0.995, "sampler": "ddpm"}
+    defaults = {"steps": 800, "lr": 4e-3, "lr_schedule": "constant", "lr_warmup": 0, "ema_decay": 0.995,
+                "sampler": "ddpm"}
     sampling_options = SAMPLING_OPTIONS
     heldout_metrics = (Metric("mse", "eps-MSE (noise prediction)", "eps-MSE"),)
     key_settings = ("T", "schedule", "sigma", "conditional", "guidance", "steps", "lr")
@@ -144,14 +177,18 @@ class DDPMFamily(Family):
     guide_grid = "ddpm_grid.png"
 
     def model_args(self, opts) -> UNetArgs:
-        return UNetArgs(num_classes=NUM_CLASSES if opts.conditional else 0, attention=opts.attention)
+        return UNetArgs(num_classes=NUM_CLASSES if opts.conditional else 0, attention=opts.attention,
+                        **unet_widths(opts))
 
     def check_options(self, opts) -> None:
         if opts.sampler is not None and opts.sampler not in SAMPLERS:
             raise UsageError(f"--sampler must be {', '.join(SAMPLERS[:-1])} or {SAMPLERS[-1]}, got {opts.sampler!r}")
         check_conditional_options(opts)
+        unet_widths(opts)  # a width its GroupNorm cannot split is named before anything is written
         if opts.sample_steps is not None and opts.sampler not in STEPPED:
             raise UsageError("--sample-steps applies to --sampler ddim or dpmpp (DDPM always takes all T steps)")
+        if opts.sample_spacing != SAMPLE_SPACING.default and opts.sampler not in STEPPED:
+            raise UsageError("--sample-spacing applies to --sampler ddim or dpmpp (DDPM visits every step)")
         if opts.sample_eta is not None and opts.sampler != "ddim":
             raise UsageError("--sample-eta applies to --sampler ddim (DDPM's noise is --sigma)")
 
@@ -167,7 +204,8 @@ class DDPMFamily(Family):
         return Schedule.create(opts.T, opts.schedule)
 
     def loss_fn(self, opts):
-        return partial(ddpm_loss, schedule=self.schedule(opts), label_dropout=opts.label_dropout or 0.0)
+        return partial(ddpm_loss, schedule=self.schedule(opts), label_dropout=opts.label_dropout or 0.0,
+                       prediction=opts.prediction, min_snr_gamma=opts.min_snr_gamma)
 
     def heldout(self, model, x, opts, labels=None) -> dict:
         """Epsilon-MSE with every timestep equally represented and fixed noise
@@ -179,16 +217,19 @@ class DDPMFamily(Family):
             x0 = mx.array(x[a:b])
             t = mx.arange(a, b) % schedule.T
             noise = mx.random.normal(x0.shape, key=mx.random.key(EVAL_SEED + a))
-            eps = model(schedule.add_noise(x0, noise, t), t, labels_chunk(labels, a, b))
+            x_t = schedule.add_noise(x0, noise, t)
+            eps = self.noise_prediction(model, opts, schedule)(x_t, t, labels_chunk(labels, a, b))
             parts.append((b - a, {"mse": mx.mean((eps - noise) ** 2)}))
         return weighted_means(parts)
 
     def sampling(self, opts, overrides: dict) -> Sampling:
-        """The run's --sampler, --sample-steps, --sample-eta, --sigma and --guidance, with a call's
-        ``overrides`` (sampler, steps, eta, sigma, guidance; each value already range-checked)."""
+        """The run's --sampler, --sample-steps, --sample-spacing, --sample-eta, --sigma and --guidance,
+        with a call's ``overrides`` (sampler, steps, spacing, eta, sigma, guidance; each value already
+        range-checked)."""
         sampler = overrides.get("sampler", opts.sampler)
-        if "steps" in overrides and sampler not in STEPPED:
-            raise UsageError("steps applies to sampler='ddim' or 'dpmpp' only (DDPM always takes all T steps)")
+        for name in ("steps", "spacing"):
+            if name in overrides and sampler not in STEPPED:
+                raise UsageError(f"{name} applies to sampler='ddim' or 'dpmpp' only (DDPM always takes all T steps)")
         if "eta" in overrides and sampler != "ddim":
             raise UsageError("eta applies to sampler='ddim' only (DPM-Solver++ is deterministic; DDPM's "
                              "noise is sigma)")
@@ -199,9 +240,23 @@ class DDPMFamily(Family):
             sampler=sampler,
             sigma=overrides.get("sigma", opts.sigma),
             steps=overrides.get("steps", opts.sample_steps) if sampler in STEPPED else None,
+            spacing=self._spacing(sampler, opts, overrides),
             eta=overrides.get("eta", opts.sample_eta or 0.0) if ddim else 0.0,
             guidance=overrides.get("guidance", opts.guidance or 0.0),
         )
+
+    @staticmethod
+    def _spacing(sampler: str, opts, overrides: dict) -> str:
+        """The call's spacing, else the run's if it was chosen for this sampler, else even in t."""
+        if "spacing" in overrides:
+            return overrides["spacing"]
+        return opts.sample_spacing if sampler == opts.sampler else SAMPLE_SPACING.default
+    @staticmethod
+    def noise_prediction(network, opts, schedule: Schedule):
+        """``network(x_t, t, ...)`` as a prediction of the noise, whatever the run's --prediction."""
+        if getattr(opts, "prediction", "eps") == "eps":  # (runs made before --prediction are eps)
+            return network
+        return lambda x_t, t, *labels: schedule.noise_from_velocity(network(x_t, t, *labels), x_t, t)
 
     def sample(self, model, opts, extras, n, key, labels=None, settings=None, trajectory=False) -> np.ndarray:
         """Reverse diffusion from x_T ~ N(0, I) with the settings' sampler; a conditional model
@@ -209,8 +264,10 @@ class DDPMFamily(Family):
         settings = settings or self.sampling(opts, {})
         sampler = settings.sampler_for(self.schedule(opts))
 
-        def chain(denoise, shape, key):
-            return sample_loop(denoise, sampler, shape, key, trajectory=True)
+        schedule = self.schedule(opts)
+
+        def chain(predict, shape, key):
+            return sample_loop(self.noise_prediction(predict, opts, schedule), sampler, shape, key, trajectory=True)
 
         return sample_in_batches(model, n, key, chain, labels, settings.guidance, trajectory=trajectory)
 

@@ -115,6 +115,23 @@ class Schedule:
             posterior_variance=f32(posterior_variance),
         )
 
+    def snr(self, t: mx.array) -> mx.array:
+        """The signal-to-noise ratio of x_t, alpha_bar_t / (1 - alpha_bar_t)."""
+        ab = self.alphas_cumprod[t]
+        return ab / (1.0 - ab)
+
+    def velocity(self, x0: mx.array, noise: mx.array, t: mx.array) -> mx.array:
+        """v = sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x_0 (Salimans & Ho 2022, sec. 4):
+        the rate x_t moves at as the noise angle turns, the v-prediction target."""
+        a, s = (extract(c, t, x0.ndim) for c in (self.sqrt_alphas_cumprod, self.sqrt_one_minus_alphas_cumprod))
+        return a * noise - s * x0
+
+    def noise_from_velocity(self, v: mx.array, x_t: mx.array, t: mx.array) -> mx.array:
+        """eps = sqrt(alpha_bar_t) v + sqrt(1 - alpha_bar_t) x_t, the noise a v-prediction implies
+        (substitute x_t and v; alpha_bar_t + (1 - alpha_bar_t) = 1)."""
+        a, s = (extract(c, t, x_t.ndim) for c in (self.sqrt_alphas_cumprod, self.sqrt_one_minus_alphas_cumprod))
+        return a * v + s * x_t
+
     def add_noise(self, x0: mx.array, noise: mx.array, t: mx.array) -> mx.array:
         """Sample q(x_t | x_0) = N(sqrt(alpha_bar_t) x_0, (1 - alpha_bar_t) I)."""
         # x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps
