@@ -109,7 +109,8 @@ class AEFamily(Family):
     scale = "unit"
     options = (LATENT_DIM, CHANNELS, LOSS)
     # The guide's 500 steps; the learning rate is measured (benchmarks/RESULTS.md).
-    defaults = {"steps": 500, "lr": 3e-3, "lr_schedule": "constant", "ema_decay": 0.0, "latent_dim": 64}
+    defaults = {"steps": 500, "lr": 3e-3, "lr_schedule": "constant", "lr_warmup": 0, "ema_decay": 0.0,
+                "latent_dim": 64}
     heldout_metrics = (Metric("mse", "MSE per pixel", "MSE/pixel"), Metric("bce", "BCE per pixel", "BCE/pixel"))
     key_settings = ("latent_dim", "loss", "steps", "lr")
     encodes = True

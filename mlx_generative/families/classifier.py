@@ -79,7 +79,7 @@ class ClassifierFamily(Family):
     args_cls, model_cls = ClassifierArgs, Classifier
     scale = "unit"
     # 2,000 steps with a cosine-decayed rate and dropout (benchmarks/RESULTS.md).
-    defaults = {"steps": 2000, "lr": 1e-3, "lr_schedule": "cosine", "ema_decay": 0.0}
+    defaults = {"steps": 2000, "lr": 1e-3, "lr_schedule": "cosine", "lr_warmup": 0, "ema_decay": 0.0}
     heldout_metrics = (Metric("xent", "cross-entropy (nats/image)", "cross-entropy"),
                        Metric("accuracy", "accuracy", "accuracy", better="max"))
     generative = False

@@ -212,7 +212,8 @@ class VAEFamily(Family):
     scale = "unit"
     options = (LATENT_DIM, CHANNELS, WARMUP_STEPS, BETA_MAX, BINARIZE, CONDITIONAL)
     # The guide's 600 steps; the learning rate is measured (benchmarks/RESULTS.md).
-    defaults = {"steps": 600, "lr": 2e-3, "lr_schedule": "constant", "ema_decay": 0.0, "latent_dim": 32}
+    defaults = {"steps": 600, "lr": 2e-3, "lr_schedule": "constant", "lr_warmup": 0, "ema_decay": 0.0,
+                "latent_dim": 32}
     heldout_metrics = (
         Metric("neg_elbo", "-ELBO (nats/image)", "-ELBO (nats)"),
         Metric("bce", "  of which reconstruction (BCE)", "recon. (nats)"),

@@ -24,13 +24,18 @@ TRAINING = (
     Option("steps", int, None, "optimizer steps", check=at_least(0), group="training"),
     Option("batch_size", int, 128, "images per step", check=at_least(1), group="training"),
     Option("lr", float, None, "Adam learning rate", check=above(0), group="training"),
-    Option("lr_schedule", str, None, "constant, or cosine decay to 1% of --lr over the run",
-           choices=LR_SCHEDULES, group="training"),
+    Option("lr_schedule", str, None, "constant, or cosine decay to 1% of --lr over the run (after any "
+           "--lr-warmup)", choices=LR_SCHEDULES, group="training"),
+    Option("lr_warmup", int, None, "steps over which the learning rate rises linearly to --lr; 0 starts at --lr. "
+           "A family's default is cut to a tenth of a shorter run's --steps", check=at_least(0), group="training"),
     Option("seed", int, 0, "seeds weights, data order and noise", group="training"),
     Option("clip_grad_norm", float, None, "clip the global gradient norm to this value", check=above(0),
            group="training"),
     Option("ema_decay", float, None, "keep an exponential moving average of the weights and save, sample "
            "and evaluate it; 0 is off", check=in_range(0, 1), group="training"),
+    Option("ema_warmup", int, 10, "the average's decay at step t is min(--ema-decay, (1 + t) / (N + t)): until "
+           "that reaches --ema-decay it averages about the last 1/(N - 1) of the steps so far",
+           check=at_least(2), group="training"),
     Option("shards", int, None, "split each batch over this many CPU cores, each on its own MLX stream. "
            "Noise draws depend on it", check=at_least(1), sweep=FIXED, group="training",
            default_text="every core; 1 on a GPU"),
@@ -146,10 +151,13 @@ def resolve(kind: str, options) -> "TrainOptions":
     opts = dataclasses.replace(options)
     check_owned(kind, given(opts))
     family.check_options(opts)
+    warmup_given = opts.lr_warmup is not None
     family.fill_defaults(opts)
     for name in REQUIRED:
         if getattr(opts, name) is None:
             raise UsageError(f"{OPTIONS[name].cli_flag}: a {kind} has no default; give one")
+    if not warmup_given:  # a family's warm-up (none if it gives none) never takes more than a tenth of a short run
+        opts.lr_warmup = min(opts.lr_warmup or 0, opts.steps // 10)
     fifth = max(1, opts.steps // 5)
     opts.eval_every = opts.eval_every or fifth
     opts.checkpoint_every = opts.checkpoint_every or fifth
@@ -169,6 +177,8 @@ def check_values(opts) -> None:
             raise UsageError(f"{option.cli_flag} must be {expected}, got {value!r}")
         if option.check is not None and not option.check.ok(value):
             raise UsageError(f"{option.cli_flag} must be {option.check.expected}, got {value!r}")
+    if opts.lr_warmup and opts.steps is not None and opts.lr_warmup > opts.steps:
+        raise UsageError(f"--lr-warmup {opts.lr_warmup} is longer than the run (--steps {opts.steps})")
     if opts.shards is not None and not 1 <= opts.shards <= opts.batch_size:
         raise UsageError(f"--shards must be between 1 and --batch-size ({opts.batch_size}), got {opts.shards!r}")
 

@@ -112,11 +112,17 @@ def _object(raw: dict, key: str, path) -> dict:
     return value
 
 
+# Options newer than some runs whose family default is not what those runs did.
+BEFORE_THE_OPTION = {"lr_warmup": 0}
+
+
 def _train_options(kind: str, saved: dict, path) -> TrainOptions:
     """The saved options of ``kind``, type- and range-checked; the rest at their declared defaults."""
     values = {}
     for name in owned_by(kind):
         if name not in saved:
+            if name in BEFORE_THE_OPTION:
+                values[name] = BEFORE_THE_OPTION[name]  # (a resumed run goes on as it began)
             continue  # an option newer than the run: its default is what the run did
         value, option = saved[name], OPTIONS[name]
         ok = value is None or (isinstance(value, option.type) and not (option.type is int and isinstance(value, bool)))

@@ -159,10 +159,18 @@ def check_training_labels(data: Dataset, needed_by: str) -> None:
 
 
 def learning_rate(opts: TrainOptions):
-    """Adam's learning rate: a constant, or cosine decay to 1% of it over the run."""
+    """Adam's learning rate: a linear warm-up over --lr-warmup steps (if any), then a constant,
+    or cosine decay to 1% of --lr over the rest of the run."""
+    warmup = opts.lr_warmup or 0
     if opts.lr_schedule == "cosine":
-        return optim.cosine_decay(opts.lr, max(1, opts.steps), opts.lr * 0.01)
-    return opts.lr
+        after = optim.cosine_decay(opts.lr, max(1, opts.steps - warmup), opts.lr * 0.01)
+    else:
+        after = opts.lr
+    if not warmup:
+        return after
+    # From lr / warmup at step 0 (not 0: the first step then moves the weights too).
+    rise = optim.linear_schedule(opts.lr / warmup, opts.lr, warmup)
+    return optim.join_schedules([rise, after if callable(after) else (lambda _: mx.array(after))], [warmup])
 
 
 def run_size_bytes(model: nn.Module, opts: TrainOptions) -> int:
@@ -235,7 +243,7 @@ def training_loop(opts: TrainOptions, start_step: int, ema, rank: int, world: in
     return TrainLoop(
         steps=opts.steps, seed=opts.seed, start_step=start_step, log_every=opts.log_every,
         checkpoint_every=opts.checkpoint_every, eval_every=opts.eval_every, clip_grad_norm=opts.clip_grad_norm,
-        ema_decay=opts.ema_decay, ema=ema,
+        ema_decay=opts.ema_decay, ema_warmup=opts.ema_warmup, ema=ema,
         batch_size=opts.batch_size * world,  # images/s of the whole group
         rank=rank, world_size=world, shards=opts.shards,
         progress=rank == 0 and opts.progress and (verbose or sys.stderr.isatty()),

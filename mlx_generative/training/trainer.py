@@ -120,6 +120,7 @@ class TrainLoop:
     # Exponential moving average of the weights (0: off). ``ema`` holds it, and may be
     # set by the caller when resuming; it is what the caller should sample from.
     ema_decay: float = 0.0
+    ema_warmup: int = 10  # the decay at step t is min(ema_decay, (1 + t) / (ema_warmup + t))
     ema: dict | None = None
     batch_size: int = 0  # for images/s; taken from the first batch when 0
     rank: int = 0  # this process in an mlx.launch group: its own noise stream
@@ -178,9 +179,11 @@ def _stuck_explanation(loop: TrainLoop) -> str:
         f": {loop.resume_hint}" if loop.resume_hint else "")
 
 
-def ema_decay_at(step: int, decay: float) -> float:
-    """EMA decay with warm-up, min(decay, (1 + t) / (10 + t)): early weights are forgotten fast."""
-    return min(decay, (1.0 + step) / (10.0 + step))
+def ema_decay_at(step: int, decay: float, warmup: int = 10) -> float:
+    """EMA decay with warm-up, min(decay, (1 + t) / (warmup + t)): early weights are forgotten
+    fast. Until the cap, 1 - decay = (warmup - 1) / (warmup + t), so the average spans about the
+    last t / (warmup - 1) steps: a window that grows with the run."""
+    return min(decay, (1.0 + step) / (warmup + step))
 
 
 @mx.compile
@@ -227,7 +230,7 @@ def _train(model, optimizer, loss_fn, batch_at, loop: TrainLoop, scalars_at, rec
         mx.random.seed(step_seed(loop.seed, step, loop.rank))
         loss, metrics = train_step(batch, scalars)
         if loop.ema_decay:
-            decay = mx.array(ema_decay_at(step, loop.ema_decay), dtype=mx.float32)
+            decay = mx.array(ema_decay_at(step, loop.ema_decay, loop.ema_warmup), dtype=mx.float32)
             loop.ema = _ema_update(loop.ema, model.trainable_parameters(), decay)
         try:
             mx.eval(loss, metrics, state, loop.ema)

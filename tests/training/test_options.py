@@ -48,7 +48,12 @@ def test_every_family_gives_the_required_options_a_value():
 
 @pytest.mark.parametrize("kind, options, message", [
     ("ae", dict(T=4), "--T applies to ddpm only, not ae"),
-    ("ddpm", dict(channels=16), "--channels applies to ae and vae only, not ddpm"),
+    ("classifier", dict(channels=16), "--channels applies to ae, vae, ddpm and flow only, not classifier"),
+    ("flow", dict(channels=24), "--channels must be a multiple of 16 for a UNet"),
+    ("ddpm", dict(prediction="x0"), "--prediction must be eps or v, got 'x0'"),
+    ("ddpm", dict(min_snr_gamma=-1.0), "--min-snr-gamma must be >= 0"),
+    ("vae", dict(lr_warmup=900), "--lr-warmup 900 is longer than the run (--steps 4)"),
+    ("ae", dict(ema_warmup=1), "--ema-warmup must be >= 2"),
     ("ae", dict(conditional=True), "--conditional applies to vae, ddpm and flow only, not ae"),
     ("vae", dict(attention=True), "--attention applies to ddpm and flow only, not vae"),
     ("vae", dict(sampler="ddim"), "--sampler applies to ddpm and flow only, not vae"),
@@ -56,6 +61,9 @@ def test_every_family_gives_the_required_options_a_value():
     ("ddpm", dict(sample_eta=0.5), "--sample-eta applies to --sampler ddim"),
     ("ddpm", dict(sampler="ddim", sample_eta=-1.0), "--sample-eta must be >= 0"),
     ("ddpm", dict(sample_steps=4), "--sample-steps applies to --sampler ddim"),
+    ("ddpm", dict(sample_spacing="edm"), "--sample-spacing applies to --sampler ddim or dpmpp"),
+    ("ddpm", dict(sampler="dpmpp", sample_spacing="karras"), "--sample-spacing must be uniform, logsnr or edm, got"),
+    ("flow", dict(sample_spacing="edm"), "--sample-spacing applies to ddpm only, not flow"),
     ("ddpm", dict(sampler="ddim", sample_steps=0), "--sample-steps must be >= 1"),
     ("ddpm", dict(sampler="plms"), "--sampler must be ddpm, ddim or dpmpp, got 'plms'"),
     ("ddpm", dict(guidance=2.0), "--guidance applies to conditional models"),
@@ -101,3 +109,11 @@ def test_help_and_the_flag_table_say_each_default_as_declared():
         assert f"`{option.cli_flag}" in table
     flags = {s for action in setup_arg_parser()._actions for s in action.option_strings}
     assert {o.cli_flag for o in OPTIONS.values()} <= flags
+
+
+def test_a_default_warm_up_shrinks_with_a_short_run_and_a_given_one_is_checked():
+    assert resolve("flow", mg.TrainOptions()).lr_warmup == 40
+    assert resolve("flow", mg.TrainOptions(steps=20)).lr_warmup == 2  # a tenth of the run, not 40 of 20
+    assert resolve("flow", mg.TrainOptions(steps=20, lr_warmup=15)).lr_warmup == 15  # asked for: kept
+    with pytest.raises(UsageError, match="--lr-warmup 30 is longer than the run"):
+        resolve("flow", mg.TrainOptions(steps=20, lr_warmup=30))

@@ -91,3 +91,30 @@ def test_non_finite_loss_stops_the_run():
         assert "step 1" in str(e) and "--lr" in str(e)
     else:
         raise AssertionError("a NaN loss must stop training")
+
+
+def test_learning_rate_warms_up_linearly_then_follows_its_schedule():
+    from mlx_generative.training.options import TrainOptions
+    from mlx_generative.training.train_run import learning_rate
+
+    def lr_at(schedule, step):
+        return float(schedule(mx.array(step))) if callable(schedule) else schedule
+
+    cosine = learning_rate(TrainOptions(steps=100, lr=1e-2, lr_schedule="cosine", lr_warmup=10))
+    assert abs(lr_at(cosine, 0) - 1e-3) < 1e-7  # lr / warmup: the first step already moves
+    assert abs(lr_at(cosine, 5) - 5.5e-3) < 1e-7  # linear in between
+    assert abs(lr_at(cosine, 10) - 1e-2) < 1e-7  # the peak when the warm-up ends ...
+    assert abs(lr_at(cosine, 100) - 1e-4) < 1e-7  # ... and the cosine's 1% at the end of the run
+    constant = learning_rate(TrainOptions(steps=100, lr=1e-2, lr_schedule="constant", lr_warmup=10))
+    assert lr_at(constant, 0) < lr_at(constant, 9) < 1e-2 and abs(lr_at(constant, 60) - 1e-2) < 1e-7
+    assert learning_rate(TrainOptions(steps=100, lr=1e-2, lr_schedule="constant")) == 1e-2  # no warm-up: as before
+
+
+def test_the_ema_window_grows_with_the_run_until_the_decay_cap():
+    from mlx_generative.training.trainer import ema_decay_at
+
+    # 1 - decay = (N - 1) / (N + t): an average over about the last t / (N - 1) steps
+    assert abs((1 - ema_decay_at(800, 0.9999, warmup=10)) - 9 / 810) < 1e-12
+    assert abs((1 - ema_decay_at(800, 0.9999, warmup=4)) - 3 / 804) < 1e-12
+    assert ema_decay_at(10**6, 0.995, warmup=10) == 0.995  # capped
+    assert ema_decay_at(0, 0.995, warmup=10) == 0.1  # the first average is mostly the new weights

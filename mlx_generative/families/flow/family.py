@@ -22,6 +22,7 @@ import numpy as np
 from ...errors import UsageError
 from ..base import (
     ATTENTION,
+    CHANNELS,
     CONDITIONAL,
     EVAL_SEED,
     NUM_CLASSES,
@@ -34,6 +35,7 @@ from ..base import (
     chunks,
     images_and_labels,
     labels_chunk,
+    unet_widths,
     weighted_means,
 )
 from ..ddpm.unet import TinyUNet, UNetArgs
@@ -103,11 +105,12 @@ class FlowFamily(Family):
     name, title = "flow", "flow matching"
     args_cls, model_cls = UNetArgs, TinyUNet
     scale = "symmetric"  # pixels in [-1, 1], so that the noise end of the path is centred on them
-    options = (TIME_SAMPLING, SAMPLER, SAMPLE_STEPS, ATTENTION, CONDITIONAL, LABEL_DROPOUT, GUIDANCE)
-    # The DDPM's budget, learning rate and weight average. Heun in 10 steps (20 network calls):
-    # after 800 steps it drew the best samples of the ways measured (benchmarks/RESULTS.md, "Flow
-    # matching"); sampling stays cheap beside training.
-    defaults = {"steps": 800, "lr": 4e-3, "lr_schedule": "constant", "ema_decay": 0.995,
+    options = (TIME_SAMPLING, CHANNELS, SAMPLER, SAMPLE_STEPS, ATTENTION, CONDITIONAL, LABEL_DROPOUT, GUIDANCE)
+    # The DDPM's budget, peak learning rate and weight average, with a 40-step warm-up and cosine
+    # decay (benchmarks/RESULTS.md, "Training at a fixed budget"). Heun in 10 steps (20 network
+    # calls) drew the best samples of the ways measured ("Flow matching"); sampling stays cheap
+    # beside training.
+    defaults = {"steps": 800, "lr": 4e-3, "lr_schedule": "cosine", "lr_warmup": 40, "ema_decay": 0.995,
                 "sampler": "heun", "sample_steps": 10}
     sampling_options = SAMPLING_OPTIONS
     heldout_metrics = (Metric("mse", "velocity MSE", "v-MSE"),)
@@ -116,12 +119,14 @@ class FlowFamily(Family):
     guide_grid = "flow_grid.png"
 
     def model_args(self, opts) -> UNetArgs:
-        return UNetArgs(num_classes=NUM_CLASSES if opts.conditional else 0, attention=opts.attention)
+        return UNetArgs(num_classes=NUM_CLASSES if opts.conditional else 0, attention=opts.attention,
+                        **unet_widths(opts))
 
     def check_options(self, opts) -> None:
         if opts.sampler is not None and opts.sampler not in FLOW_SAMPLERS:
             raise UsageError(f"--sampler must be {' or '.join(FLOW_SAMPLERS)}, got {opts.sampler!r}")
         check_conditional_options(opts)
+        unet_widths(opts)  # a width its GroupNorm cannot split is named before anything is written
 
     def fill_defaults(self, opts) -> None:
         super().fill_defaults(opts)
