@@ -57,12 +57,20 @@ class DDPMSampler:
         return mean + mx.sqrt(variance) * noise  # + sigma_t z
 
 
-def ddim_timesteps(T: int, steps: int | None) -> list[int]:
-    """``steps`` indices out of 0..T-1, evenly spaced, always including both ends, descending."""
+def _every_step(T: int, steps: int | None) -> list[int] | None:
+    """All T steps, descending, when ``steps`` asks for them (None, or T or more); else None."""
     if steps is None or steps >= T:
         return list(reversed(range(T)))
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
+    return None
+
+
+def ddim_timesteps(T: int, steps: int | None) -> list[int]:
+    """``steps`` indices out of 0..T-1, evenly spaced, always including both ends, descending."""
+    every = _every_step(T, steps)
+    if every is not None:
+        return every
     chosen = np.unique(np.round(np.linspace(0, T - 1, steps)).astype(int))
     return [int(t) for t in chosen[::-1]]
 
@@ -127,21 +135,24 @@ def _nearest_steps(lam: np.ndarray, wanted: np.ndarray) -> list[int]:
     return visited
 
 
+def _noisy_end(lam: np.ndarray) -> float:
+    """Where a log-SNR or EDM grid starts: lambda_{T-1}, or LAMBDA_MIN where that is lower."""
+    return max(float(lam[-1]), LAMBDA_MIN)
+
+
 def logsnr_timesteps(schedule: Schedule, steps: int | None) -> list[int]:
     """``steps`` indices of 0..T-1 evenly spaced in log-SNR lambda_t, both ends included,
     descending; each the index nearest its lambda. Even in log-SNR, not in t: most of an image
     forms in a narrow band of noise levels, which evenly spaced t would cross in one or two
     steps (Lu et al. 2022, sec. 3.3)."""
-    T = schedule.T
-    if steps is None or steps >= T:
-        return list(reversed(range(T)))
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+    every = _every_step(schedule.T, steps)
+    if every is not None:
+        return every
     lam = log_snr(schedule)
     # The grid runs from lambda = LAMBDA_MIN up, and sampling starts at T - 1 in its first point's
     # place. The cosine schedule's clipped last betas put lambda_{T-1} near -10, and a grid from
     # there would spend its first steps where x is still pure noise (999, 998, 994 of 10 steps).
-    return _nearest_steps(lam, np.linspace(max(lam[T - 1], LAMBDA_MIN), lam[0], steps))
+    return _nearest_steps(lam, np.linspace(_noisy_end(lam), lam[0], steps))
 
 
 def edm_timesteps(schedule: Schedule, steps: int | None, rho: float = EDM_RHO) -> list[int]:
@@ -153,13 +164,11 @@ def edm_timesteps(schedule: Schedule, steps: int | None, rho: float = EDM_RHO) -
     evenly spaced in sigma^(1/rho). With rho = 7 the steps crowd towards low noise, where fine
     detail forms; between log-SNR's even spacing (rho -> infinity) and time's. sigma_max is
     log-SNR's LAMBDA_MIN end, and sampling starts at T - 1 as there."""
-    T = schedule.T
-    if steps is None or steps >= T:
-        return list(reversed(range(T)))
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+    every = _every_step(schedule.T, steps)
+    if every is not None:
+        return every
     lam = log_snr(schedule)
-    sigma_max, sigma_min = np.exp(-max(lam[T - 1], LAMBDA_MIN)), np.exp(-lam[0])
+    sigma_max, sigma_min = np.exp(-_noisy_end(lam)), np.exp(-lam[0])
     ramp = np.linspace(0.0, 1.0, steps)
     sigmas = (sigma_max ** (1 / rho) + ramp * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
     return _nearest_steps(lam, -np.log(sigmas))
