@@ -1,4 +1,4 @@
-"""bin/sample RUN_DIR: draw samples from a trained run into a PNG grid (and a .npy)."""
+"""bin/sample RUN_DIR: draw samples from a trained run into a PNG grid (and a .npy, an animated GIF)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import numpy as np
 
 from ..data.images import save_grid
 from ..errors import UsageError
+from ..families import names_of
 from ..families.base import NUM_CLASSES
 from ..training.inference import sample
+from ..training.pictures import write_denoising_gif
 from ..training.runs import load
 from .flags import add_sampling_options, sampling_arguments
 
@@ -23,6 +25,9 @@ def setup_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="same seed, same images (default 0)")
     p.add_argument("--out", default=None, help="PNG path (default RUN_DIR/samples-seed<seed>.png)")
     p.add_argument("--npy", default=None, help="also save the uint8 (n, 28, 28) array here")
+    p.add_argument("--gif", nargs="?", const="", default=None, metavar="PATH",
+                   help="ddpm, flow: also animate the same grid from noise to image (default PATH "
+                   "RUN_DIR/denoising-seed<seed>.gif)")
     p.add_argument("--labels", default=None, help="conditional runs: the class of each sample, comma-"
                    "separated (one per sample, or one for all), e.g. --labels 7 --n 16")
     add_sampling_options(p)
@@ -33,6 +38,9 @@ def main(argv: list[str]) -> int:
     args = setup_arg_parser().parse_args(argv)
     run = load(args.run_dir)
     labels = parse_labels(args.labels)
+    if args.gif is not None and not run.family.denoises:
+        raise UsageError(f"--gif animates a {names_of(lambda f: f.denoises)} run's denoising; {args.run_dir} "
+                         f"is a {run.kind} run")
     images = sample(run, n=args.n, seed=args.seed, labels=labels, **sampling_arguments(args))
     out = Path(args.out or Path(args.run_dir) / f"samples-seed{args.seed}.png")
     # A conditional run's default labels are every class in turn: one row per class.
@@ -41,6 +49,10 @@ def main(argv: list[str]) -> int:
     if args.npy:
         np.save(args.npy, images)
     print(out)
+    if args.gif is not None:
+        gif = Path(args.gif or Path(args.run_dir) / f"denoising-seed{args.seed}.gif")
+        print(write_denoising_gif(run, gif, n=len(images), seed=args.seed, labels=labels,
+                                  nrow=per_class, **sampling_arguments(args)))
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Image grids as PNG files, and conversions between model outputs and uint8 pixels."""
+"""Image grids as PNG files and animated GIFs, and conversions between model outputs and uint8 pixels."""
 
 from __future__ import annotations
 
@@ -56,13 +56,10 @@ def grid(images, nrow: int | None = None, padding: int = 2, background: int = 40
 
 def save_grid(images, path, nrow: int | None = None, scale: int = 2) -> Path:
     """Save images as one PNG grid (``scale``x nearest-neighbour upsampling); returns the path."""
-    picture = Image.fromarray(grid(images, nrow))
-    if scale > 1:
-        picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    picture.save(tmp, format="PNG")
+    picture(images, nrow, scale).save(tmp, format="PNG")
     os.replace(tmp, path)
     return path
 
@@ -73,3 +70,26 @@ def interleave_rows(top: np.ndarray, bottom: np.ndarray, per_row: int) -> np.nda
     for start in range(0, len(top), per_row):
         pieces += [top[start : start + per_row], bottom[start : start + per_row]]
     return np.concatenate(pieces)
+
+
+def picture(images, nrow: int | None = None, scale: int = 2) -> Image.Image:
+    """A grid of images as a Pillow picture, ``scale``x nearest-neighbour upsampled."""
+    tiled = Image.fromarray(grid(images, nrow))
+    return tiled.resize((tiled.width * scale, tiled.height * scale), Image.NEAREST) if scale > 1 else tiled
+
+
+def save_gif(frames: list[np.ndarray], path, frame_ms: int = 160, hold_ms: int = 1500) -> Path:
+    """An animated GIF, looping, of ``frames`` (2-D uint8 pictures of one size, e.g. from
+    ``picture``): each shown ``frame_ms``, the last held ``hold_ms`` so the result can be
+    looked at. Returns the path."""
+    if not frames:
+        raise UsageError(f"{path}: an animation needs at least one frame")
+    pictures = [Image.fromarray(np.asarray(f, dtype=np.uint8)) for f in frames]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    durations = [frame_ms] * (len(pictures) - 1) + [hold_ms]
+    # Grey levels only: a GIF's 256-colour palette holds every one, so nothing is dithered.
+    pictures[0].save(tmp, format="GIF", save_all=True, append_images=pictures[1:], duration=durations, loop=0)
+    os.replace(tmp, path)
+    return path

@@ -4,8 +4,9 @@ what it drew.
 A report holds a table of settings vs held-out metrics vs training time (the best value of
 each column marked), every run's sample and reconstruction grids side by side with its
 settings as caption, and the figures of `plots` (loss curves overlaid, latent maps,
-interpolations, denoising strips). The HTML needs nothing but its PNGs, referenced by
-relative paths, so the folder opens from disk. Without matplotlib the figures are left
+interpolations, denoising strips), with each run's animations (progress.gif, denoising.gif).
+The HTML needs nothing but its PNGs and GIFs, referenced by relative paths, so the folder
+opens from disk. Without matplotlib the figures are left
 out with a note; the table and grids remain.
 """
 
@@ -40,11 +41,13 @@ SAMPLE_COLUMNS = [
     ("label_accuracy", "label accuracy", "max"),
     ("class_frechet_distance", "class FD", "min"),
 ]
-# The grids training writes into every run, and what each shows.
+# The grids and animations training writes into every run, and what each shows.
 PICTURES = {
     "samples.png": "samples",
     "reconstructions.png": "held-out rows over their reconstructions",
     "denoising.png": "x_T ... x_0",
+    "denoising.gif": "the samples, noise to image",
+    "progress.gif": "the samples at each checkpoint",
 }
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1400px; padding: 0 1em; color: #222; }
@@ -324,7 +327,8 @@ def _html(title, intro, headers, rows, marks, notes, summaries, made, figure_not
     parts.append("<h2>Samples and reconstructions</h2>\n<div class=\"runs\">")
     for s in summaries:
         cells = "".join(
-            f"<td><img class=\"grid\" src=\"{_rel(p, out_dir)}\" alt=\"{e(PICTURES[p.name])}\">"
+            f"<td><a href=\"{_rel(p, out_dir)}\"><img class=\"grid\" src=\"{_rel(p, out_dir)}\" "
+            f"alt=\"{e(PICTURES[p.name])}\"></a>"
             f"<br><span class=\"note\">{e(PICTURES[p.name])}</span></td>"
             for p in s.pictures
         )

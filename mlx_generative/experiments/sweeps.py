@@ -22,8 +22,9 @@ from ..families import generative_names, get_family
 from ..families.base import FIXED, NOT_IN_SWEEPS, SAMPLING
 from ..training import checkpoint, runconfig
 from ..training.options import OPTIONS, TrainOptions, check_owned, resolve, sweep_role
+from ..training.pictures import write_grids
 from ..training.runs import load
-from ..training.train_run import load_training_data, train, write_grids
+from ..training.train_run import load_training_data, train
 from ..training.trainer import TrainingInterrupted
 from .reports import summarize, write_sweep_report
 from .sweep_spec import SWEEP_FILE, combinations, default_name, flag, format_value, run_name
@@ -187,7 +188,7 @@ def _share_training(trained_dir: Path, run_dir: Path, options: TrainOptions, tes
         if stale.exists():
             shutil.rmtree(stale)
     shutil.copytree(trained_dir, building, ignore=shutil.ignore_patterns(
-        checkpoint.CHECKPOINTS, EVAL_FILE, "*.png", "report.*", "figures"))
+        checkpoint.CHECKPOINTS, EVAL_FILE, "*.png", "*.gif", "progress", "report.*", "figures"))
     config = runconfig.read(building)
     # This run's settings; the shards (noise draws) are those the shared training used.
     config.train = dataclasses.replace(options, shards=options.shards or config.train.shards)

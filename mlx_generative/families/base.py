@@ -248,8 +248,9 @@ class Family:
         return None
 
     def sample(self, model, opts, extras: dict, n: int, key: mx.array, labels=None, settings=None,
-               trajectory: bool = False) -> np.ndarray:
-        """n images in [0, 1], (n, H, W, C); with ``trajectory`` (n, states, H, W, C)."""
+               trajectory: bool = False, predictions: bool = False):
+        """n images in [0, 1], (n, H, W, C); with ``trajectory`` (n, states, H, W, C). Families
+        that denoise also take ``predictions``: then (states, the x_0 each state points at)."""
         raise UsageError(f"a {self.name} does not generate images")
 
     def trajectory_labels(self, states: int) -> list[str]:

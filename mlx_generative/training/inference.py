@@ -108,12 +108,18 @@ def check_labels(labels, n: int | None, name: str = "labels") -> np.ndarray:
     return values.astype(np.int32)
 
 
-def denoising_trajectory(run, n: int = 8, seed: int = 0, labels=None) -> np.ndarray:
+def denoising_trajectory(run, n: int = 8, seed: int = 0, labels=None, predictions: bool = False,
+                         sampler: str | None = None, steps: int | None = None, spacing: str | None = None,
+                         eta: float | None = None, sigma: str | None = None, guidance: float | None = None,
+                         ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """uint8 (n, steps + 1, 28, 28): x_T ... x_0 for each of n samples, the states the
-    run's sampler passes through (T + 1 of them, or the run's DDIM --sample-steps + 1).
-    The last is ``sample(run, n, seed)``'s image.
+    sampler passes through (T + 1 of them, or --sample-steps + 1). The last is
+    ``sample(run, n, seed, **sampling)``'s image.
 
-    A conditional run draws ``labels`` (default 0, 1, 2, ...) at its own guidance weight.
+    ``sampler``, ``steps``, ``spacing``, ``eta``, ``sigma``, ``guidance``: as ``sample``'s; each
+    defaults to the run's. ``predictions``: also return, state for state, the clean image the network
+    predicts from it (x0_hat; for a flow x - t v), as the pair (states, predictions); the last
+    prediction is x_0 itself. A conditional run draws ``labels`` (default 0, 1, 2, ...).
     """
     run = as_run(run)
     if not run.family.denoises:
@@ -121,9 +127,14 @@ def denoising_trajectory(run, n: int = 8, seed: int = 0, labels=None) -> np.ndar
     if labels is None and run.conditional:
         labels = np.arange(n) % NUM_CLASSES
     labels, n = sample_labels(run, labels, n)
-    states = run.family.sample(run.model, run.config.train, run.extras, n, mx.random.key(seed), labels=labels,
-                               settings=None, trajectory=True)
-    return to_uint8(states[..., 0])
+    settings = sampling_settings(run, dict(sampler=sampler, steps=steps, spacing=spacing, eta=eta, sigma=sigma,
+                                           guidance=guidance))
+    out = run.family.sample(run.model, run.config.train, run.extras, n, mx.random.key(seed), labels=labels,
+                            settings=settings, trajectory=True, predictions=predictions)
+    if predictions:
+        states, x0s = out
+        return to_uint8(states[..., 0]), to_uint8(x0s[..., 0])
+    return to_uint8(out[..., 0])
 
 
 def _encoder_inputs(run: Run, images, labels, what: str):

@@ -17,25 +17,21 @@ from pathlib import Path
 import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
-import numpy as np
 from mlx.utils import tree_flatten
 
 from ..console import Speaker
 from ..data.batches import BatchStream, to_model_input
 from ..data.datasets import Dataset, load_dataset
-from ..data.images import interleave_rows, save_grid
 from ..errors import CheckpointError, UsageError
 from ..families import get_family
 from ..families.base import NUM_CLASSES, Family
 from ..runtime import blas, jit, parallel, prebuild
 from . import checkpoint, distributed, runconfig, runlock
-from .inference import denoising_trajectory, reconstruct, sample
 from .options import TrainOptions, from_overrides, resolve
+from .pictures import write_grids, write_progress_frame, write_progress_gif
 from .runconfig import DataInfo, RunConfig
 from .runs import Run, build_model
 from .trainer import TrainingInterrupted, TrainLoop, run_loop
-
-GRID_SEED = 0  # the seed of the sample grids written after training
 
 
 def train(kind: str, options: TrainOptions | None = None, *, resume=None, verbose: bool = True, data=None,
@@ -80,7 +76,7 @@ def train(kind: str, options: TrainOptions | None = None, *, resume=None, verbos
         loop = training_loop(opts, start_step, ema, rank, world, verbose)
         evaluate = heldout_evaluator(run, test_data, loop, say)
         if rank == 0:
-            write_as_it_trains(loop, run, optimizer, evaluate, resumed=bool(resume))
+            write_as_it_trains(loop, run, optimizer, evaluate, stream, resumed=bool(resume))
         kernels.wait()
         started = time.perf_counter()
         try:
@@ -214,15 +210,32 @@ def new_run_dir(opts: TrainOptions, kind: str, model: nn.Module, say: Speaker) -
     return run_dir
 
 
-def write_as_it_trains(loop: TrainLoop, run: Run, optimizer, evaluate, resumed: bool) -> None:
-    """Rank 0's part: the metrics, checkpoints and held-out figures written while it trains."""
+def write_as_it_trains(loop: TrainLoop, run: Run, optimizer, evaluate, stream: BatchStream, resumed: bool) -> None:
+    """Rank 0's part: the metrics, checkpoints, progress frames and held-out figures written
+    while it trains."""
     run_dir, opts = run.run_dir, run.config.train
     loop.resume_hint = f"resume with the same launch and: bin/train {run.kind} --resume {run_dir}"
     loop.checkpointed = loop.start_step if resumed else None
     loop.on_log = lambda step, record: checkpoint.append_metrics(run_dir, record)
-    loop.on_checkpoint = lambda step: checkpoint.save_checkpoint(
-        run_dir, step, run.model, optimizer, opts.keep_checkpoints, ema=loop.ema)
+
+    def on_checkpoint(step: int) -> None:
+        checkpoint.save_checkpoint(run_dir, step, run.model, optimizer, opts.keep_checkpoints, ema=loop.ema)
+        if run.family.generative:
+            progress_frame(run, loop, stream, step)
+
+    loop.on_checkpoint = on_checkpoint
     loop.on_eval = evaluate
+
+
+PROGRESS_FIT_IMAGES = 2048  # training images the AE's latent Gaussian is fitted to for a progress frame
+
+
+def progress_frame(run: Run, loop: TrainLoop, stream: BatchStream, step: int) -> None:
+    """progress.gif's frame of this checkpoint: the fixed-seed samples of the weights that will
+    be sampled (the EMA when there is one), with statistics fitted to them (the AE's)."""
+    with swapped_weights(run.model, loop.ema):
+        extras = run.family.fit_extras(run.model, to_model_input(stream.images[:PROGRESS_FIT_IMAGES], run.family.scale))
+        write_progress_frame(run, step, extras)
 
 
 def restore_checkpoint(run: Run, optimizer, rank: int, say: Speaker) -> tuple[int, dict | None]:
@@ -303,6 +316,8 @@ def finish_run(run: Run, optimizer, loop: TrainLoop, stream: BatchStream, test_d
     # The guide's grid goes beside the run directory: a resumed run may have moved since its
     # config recorded --out, and that folder may be gone.
     grids = write_grids(run, test_data.images, run_dir.parent, test_data.labels) if run.family.generative else []
+    if run.family.generative:
+        grids.append(write_progress_gif(run_dir, opts.steps))
     pictures = "\n  pictures: " + ", ".join(str(p) for p in grids) if grids else ""
     say(f"done in {seconds:.1f} s: {run_dir}\n  held-out: {format_metrics(final)}{pictures}")
 
@@ -310,23 +325,3 @@ def finish_run(run: Run, optimizer, loop: TrainLoop, stream: BatchStream, test_d
 def format_metrics(metrics: dict) -> str:
     return "  ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k not in ("step", "split"))
 
-
-def write_grids(run: Run, heldout_images: np.ndarray, out: Path | None = None,
-                heldout_labels: np.ndarray | None = None) -> list[Path]:
-    """The pictures every run gets: held-out images over their reconstructions (families
-    with an encoder), samples (a conditional run's: one row per class), and the
-    denoising x_T ... x_0 (families that sample through states)."""
-    written, family = [], run.family
-    if family.encodes:
-        originals = heldout_images[:32]
-        recon = reconstruct(run, originals, heldout_labels[:32] if run.conditional else None)
-        written.append(save_grid(interleave_rows(originals, recon, per_row=8), run.run_dir / "reconstructions.png", nrow=8))
-    written.append(save_grid(sample(run, seed=GRID_SEED), run.run_dir / "samples.png", nrow=8))
-    if family.denoises:
-        strip = denoising_trajectory(run, n=8, seed=GRID_SEED)  # (8, states, 28, 28)
-        written.append(save_grid(strip.reshape(-1, *strip.shape[2:]), run.run_dir / "denoising.png",
-                                 nrow=strip.shape[1]))
-    if family.guide_grid and out is not None:  # the guide promises outputs/ddpm_grid.png
-        shutil.copyfile(run.run_dir / "samples.png", out / family.guide_grid)
-        written.append(out / family.guide_grid)
-    return written

@@ -54,12 +54,16 @@ def test_report_references_only_valid_pngs(ae_sweep):
     assert page.rows == 1 + 2  # a header and one row per run
     sources = {unquote(src) for src in page.images}
     assert sources == {
-        "latent_dim=4/samples.png", "latent_dim=4/reconstructions.png",
-        "latent_dim=8/samples.png", "latent_dim=8/reconstructions.png",
+        "latent_dim=4/samples.png", "latent_dim=4/reconstructions.png", "latent_dim=4/progress.gif",
+        "latent_dim=8/samples.png", "latent_dim=8/reconstructions.png", "latent_dim=8/progress.gif",
         "figures/loss_curves.png", "figures/reconstructions.png", "figures/latent_map.png", "figures/interpolation.png",
     }
     for src in sources:
-        assert _png_size(ae_sweep / src)[0] > 100
+        if src.endswith(".gif"):
+            with Image.open(ae_sweep / src) as gif:
+                assert gif.format == "GIF" and gif.size == (SAMPLES_GRID, SAMPLES_GRID), src
+        else:
+            assert _png_size(ae_sweep / src)[0] > 100
     assert _png_size(ae_sweep / "latent_dim=4" / "samples.png") == (SAMPLES_GRID, SAMPLES_GRID)
     assert _png_size(ae_sweep / "figures" / "loss_curves.png") == (800, 420)  # 8 x 4.2 in at 100 dpi
     assert _png_size(ae_sweep / "figures" / "latent_map.png") == (1000, 460)  # two 5 x 4.6 in panels
@@ -68,7 +72,7 @@ def test_report_references_only_valid_pngs(ae_sweep):
     table_rows = [line for line in md.splitlines() if line.startswith("| ")]
     assert len(table_rows) == 1 + 2
     assert table_rows[0].startswith("| latent_dim | held-out MSE/pixel")
-    linked = {unquote(m) for m in re.findall(r"\]\(([^)]+\.png)\)", md)}
+    linked = {unquote(m) for m in re.findall(r"\]\(([^)]+\.(?:png|gif))\)", md)}
     assert linked == sources
 
 
@@ -120,7 +124,8 @@ def test_single_run_report_of_a_ddpm(ddpm_run):
     page = _Page()
     page.feed(html_path.read_text())
     assert {unquote(s) for s in page.images} == {
-        "samples.png", "denoising.png", "figures/loss_curves.png", "figures/denoising.png"}
+        "samples.png", "denoising.png", "denoising.gif", "progress.gif", "figures/loss_curves.png",
+        "figures/denoising.png"}
     assert page.rows == 2
     lines = md_path.read_text().splitlines()
     assert "| T | schedule | sigma | steps | lr | held-out eps-MSE | train time (s) |" in lines
@@ -161,7 +166,7 @@ def test_report_renders_in_headless_chromium(ae_sweep, tmp_path):
     shot = tmp_path / "report.png"
     errors, checked = _render(ae_sweep / "report.html", shot, tmp_path)
     assert errors == []
-    assert len(checked) == 1 and '"images checked: 8"' in checked[0]
+    assert len(checked) == 1 and '"images checked: 10"' in checked[0]  # 4 grids, 2 progress.gif, 4 figures
     with Image.open(shot) as image:
         pixels = np.asarray(image.convert("L"), dtype=np.float32)
     assert pixels.shape == (2000, 1400)

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from functools import partial
 
 import mlx.core as mx
-import numpy as np
 
 from ...errors import UsageError
 from ..base import (
@@ -258,17 +257,19 @@ class DDPMFamily(Family):
             return network
         return lambda x_t, t, *labels: schedule.noise_from_velocity(network(x_t, t, *labels), x_t, t)
 
-    def sample(self, model, opts, extras, n, key, labels=None, settings=None, trajectory=False) -> np.ndarray:
+    def sample(self, model, opts, extras, n, key, labels=None, settings=None, trajectory=False,
+               predictions=False):
         """Reverse diffusion from x_T ~ N(0, I) with the settings' sampler; a conditional model
         draws each sample's label with classifier-free guidance."""
         settings = settings or self.sampling(opts, {})
-        sampler = settings.sampler_for(self.schedule(opts))
-
         schedule = self.schedule(opts)
+        sampler = settings.sampler_for(schedule)
 
-        def chain(predict, shape, key):
-            return sample_loop(self.noise_prediction(predict, opts, schedule), sampler, shape, key, trajectory=True)
+        def chain(predict, shape, key, x0s):
+            return sample_loop(self.noise_prediction(predict, opts, schedule), sampler, shape, key, trajectory=True,
+                               predictions=x0s)
 
-        return sample_in_batches(model, n, key, chain, labels, settings.guidance, trajectory=trajectory)
+        return sample_in_batches(model, n, key, chain, labels, settings.guidance, trajectory=trajectory,
+                                 predictions=predictions)
 
 FAMILY = DDPMFamily()

@@ -246,9 +246,13 @@ Sampler = DDPMSampler | DDIMSampler | DPMSolverSampler
 
 def sample_loop(
     denoise: Denoiser, sampler: Sampler, shape: tuple[int, ...], key: mx.array, trajectory: bool = False,
+    predictions: list | None = None,
 ) -> mx.array | list[mx.array]:
     """Run ``sampler`` from x_T ~ N(0, I); returns x_0 in [-1, 1], or with ``trajectory``
     the list [x_T, ..., x_0] (x_0 clipped).
+
+    ``predictions``, a list, receives each step's estimate of the clean image, x0_hat(x_t, eps)
+    clipped to [-1, 1], as DDIM and DPM-Solver++ use it: one per step.
 
     The noise of the step at t comes from key t + 1 of the split ``key``, whichever
     sampler runs, so two samplers can be compared draw for draw.
@@ -259,6 +263,8 @@ def sample_loop(
     timesteps = sampler.timesteps()
     for i, t in enumerate(timesteps):
         eps = denoise(x, mx.full((shape[0],), t, dtype=mx.int32))
+        if predictions is not None:
+            predictions.append(mx.clip(sampler.schedule.predict_x0(x, eps, t), -1.0, 1.0))
         last = i + 1 == len(timesteps)
         noise = mx.random.normal(shape, key=keys[t + 1]) if sampler.adds_noise and not last else None
         x = sampler.step(eps, t, x, noise)

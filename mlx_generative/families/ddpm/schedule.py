@@ -132,6 +132,11 @@ class Schedule:
         a, s = (extract(c, t, x_t.ndim) for c in (self.sqrt_alphas_cumprod, self.sqrt_one_minus_alphas_cumprod))
         return a * v + s * x_t
 
+    def predict_x0(self, x_t: mx.array, eps: mx.array, t: int) -> mx.array:
+        """x0_hat = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t): add_noise solved for
+        x_0, the clean image a noise prediction at step t implies."""
+        return (x_t - self.sqrt_one_minus_alphas_cumprod[t] * eps) / self.sqrt_alphas_cumprod[t]
+
     def add_noise(self, x0: mx.array, noise: mx.array, t: mx.array) -> mx.array:
         """Sample q(x_t | x_0) = N(sqrt(alpha_bar_t) x_0, (1 - alpha_bar_t) I)."""
         # x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps

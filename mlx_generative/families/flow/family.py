@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from functools import partial
 
 import mlx.core as mx
-import numpy as np
 
 from ...errors import UsageError
 from ..base import (
@@ -167,16 +166,20 @@ class FlowFamily(Family):
             guidance=overrides.get("guidance", opts.guidance or 0.0),
         )
 
-    def sample(self, model, opts, extras, n, key, labels=None, settings=None, trajectory=False) -> np.ndarray:
+    def sample(self, model, opts, extras, n, key, labels=None, settings=None, trajectory=False,
+               predictions=False):
         """Noise carried to t = 0 along the learned velocity; a conditional model draws each
         sample's label with classifier-free guidance."""
         settings = settings or self.sampling(opts, {})
 
-        def chain(field, shape, key):
-            states = flow_sample_loop(field, settings.sampler, settings.steps, shape, key, trajectory=True)
+        def chain(field, shape, key, x0s):
+            states = flow_sample_loop(field, settings.sampler, settings.steps, shape, key, trajectory=True,
+                                      predictions=x0s)
+            if x0s is not None:
+                x0s[:] = [mx.clip(x, -1.0, 1.0) for x in x0s]
             return states[:-1] + [mx.clip(states[-1], -1.0, 1.0)]
 
         return sample_in_batches(model, n, key, chain, labels, settings.guidance, time_scale=TIME_SCALE,
-                                 trajectory=trajectory)
+                                 trajectory=trajectory, predictions=predictions)
 
 FAMILY = FlowFamily()

@@ -33,13 +33,15 @@ def flow_times(steps: int) -> list[float]:
     return [1.0 - i / steps for i in range(steps + 1)]
 
 
-def euler_step(velocity: Velocity, x: mx.array, t: float, t_next: float) -> mx.array:
-    return x + (t_next - t) * velocity(x, mx.full((x.shape[0],), t))
+# A step is given v = v(x, t), the velocity the loop has already evaluated at the state.
 
 
-def heun_step(velocity: Velocity, x: mx.array, t: float, t_next: float) -> mx.array:
+def euler_step(velocity: Velocity, x: mx.array, t: float, t_next: float, v: mx.array) -> mx.array:
+    return x + (t_next - t) * v
+
+
+def heun_step(velocity: Velocity, x: mx.array, t: float, t_next: float, v: mx.array) -> mx.array:
     h = t_next - t
-    v = velocity(x, mx.full((x.shape[0],), t))
     guess = x + h * v  # Euler's step: a first guess of x at t_next
     v_next = velocity(guess, mx.full((x.shape[0],), t_next))
     return x + h * 0.5 * (v + v_next)  # the trapezoid: the mean of the slopes at both ends
@@ -56,10 +58,14 @@ def evaluations(sampler: str, steps: int) -> int:
 
 def flow_sample_loop(
     velocity: Velocity, sampler: str, steps: int, shape: tuple[int, ...], key: mx.array, trajectory: bool = False,
+    predictions: list | None = None,
 ) -> mx.array | list[mx.array]:
     """x_1 ~ N(0, I) carried to t = 0 by ``sampler``; returns x_0, or with ``trajectory``
     the list [x_1, ..., x_0] of the states at each of the steps + 1 times. Unclipped: the
-    caller decides what range its data lives in."""
+    caller decides what range its data lives in.
+
+    ``predictions``, a list, receives the image each state points at, x - t v(x, t) (on the
+    straight path x_t = (1 - t) x_0 + t noise, v = noise - x_0): one per step."""
     if sampler not in STEP_OF:
         raise ValueError(f"sampler must be one of {', '.join(FLOW_SAMPLERS)}, got {sampler!r}")
     step = STEP_OF[sampler]
@@ -67,7 +73,10 @@ def flow_sample_loop(
     states = [x]
     times = flow_times(steps)
     for t, t_next in zip(times, times[1:]):
-        x = step(velocity, x, t, t_next)
+        v = velocity(x, mx.full((shape[0],), t))
+        if predictions is not None:
+            predictions.append(x - t * v)
+        x = step(velocity, x, t, t_next, v)
         mx.eval(x)
         states.append(x)
     return states if trajectory else states[-1]
