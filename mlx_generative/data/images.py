@@ -84,12 +84,25 @@ def save_gif(frames: list[np.ndarray], path, frame_ms: int = 160, hold_ms: int =
     looked at. Returns the path."""
     if not frames:
         raise UsageError(f"{path}: an animation needs at least one frame")
-    pictures = [Image.fromarray(np.asarray(f, dtype=np.uint8)) for f in frames]
+    pictures = [_grey_palette_image(f) for f in frames]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     durations = [frame_ms] * (len(pictures) - 1) + [hold_ms]
-    # Grey levels only: a GIF's 256-colour palette holds every one, so nothing is dithered.
-    pictures[0].save(tmp, format="GIF", save_all=True, append_images=pictures[1:], duration=durations, loop=0)
+    # optimize=False: shrinking the palette to the first frame's greys would round later frames.
+    pictures[0].save(tmp, format="GIF", save_all=True, append_images=pictures[1:], duration=durations, loop=0,
+                     optimize=False)
     os.replace(tmp, path)
     return path
+
+
+GREYS = bytes(v for level in range(256) for v in (level, level, level))  # palette index i is grey level i
+
+
+def _grey_palette_image(pixels: np.ndarray) -> Image.Image:
+    """A 2-D uint8 picture as a palette image whose 256 colours are the 256 greys: a GIF
+    then stores every pixel exactly."""
+    pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+    image = Image.frombytes("P", (pixels.shape[1], pixels.shape[0]), pixels.tobytes())
+    image.putpalette(GREYS)
+    return image
