@@ -5,7 +5,7 @@
 
 Each run trains on the shipped 10,000-digit sample (`--dataset mnist-sample`: its first 9,000
 digits; the held-out figures are on its last 1,000) at seed 0. The run directory is kept as
-bin/train wrote it, less what only a resume needs (checkpoints/, progress/ frames), plus
+bin/train wrote it, less what only a resume needs and the GIFs (NOT_SHIPPED), plus
 PROVENANCE.json: the exact command, the commit it ran at, the seed, the wall time, the
 machine and the SHA-256 of the weights. `mg.load("pretrained/vae")` and
 `bin/sample pretrained/ddpm` find them by these names.
@@ -38,7 +38,9 @@ RECIPES = {
     "ddpm-conditional": ["ddpm", "--conditional"],
     "flow": ["flow"],
 }
-NOT_SHIPPED = ("checkpoints", "progress", ".lock")  # what only a resume needs, or a live run holds
+# Left out: what only a resume needs (checkpoints/, the progress/ frames), the lock a live run holds,
+# and the GIFs (about 2 MB a run; `bin/sample pretrained/ddpm --gif` draws one).
+NOT_SHIPPED = ("checkpoints", "progress", ".lock", "*.gif")
 
 
 def command_for(name: str, out: Path) -> list[str]:

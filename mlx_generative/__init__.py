@@ -7,6 +7,8 @@
     figures = mg.evaluate(run)             # held-out -ELBO, IWAE, Frechet distance, ...
     mg.sweep("ae", {"latent_dim": [16, 64]})  # one run each, then report.html beside them
     fig = mg.plots.latent_map([ae_run, vae_run])  # matplotlib figures (the `viz` extra)
+    mg.explore()                           # draw, walk the latent maps, play the denoising: a local page
+    vae = mg.load("pretrained/vae")        # a shipped pretrained run (data/pretrained/)
 
 Each model family has one home: families/ae.py, families/vae.py, families/ddpm/.
 """
@@ -33,10 +35,12 @@ from .api import (  # noqa: E402,F401  (the public API, re-exported)
     denoising_trajectory,
     encode,
     evaluate,
+    explore,
     interpolate,
     load,
     load_dataset,
     plots,
+    posterior,
     reconstruct,
     report,
     sample,

@@ -23,6 +23,7 @@ TINY_RUNS = {
     "ddpm-conditional": ("ddpm", {"conditional": True}),
     "vae-binary": ("vae", {"binarize": "dynamic"}),
     "classifier": ("classifier", {}),
+    "flow": ("flow", {}),
 }
 
 

@@ -21,6 +21,7 @@ LAYERS = [
     ("training",),
     ("evaluation",),
     ("experiments",),
+    ("explorer",),  # a web page over training/ and evaluation/, used by api and cli only
     ("api",),
     ("cli", "__main__", "__init__"),
 ]

@@ -1,4 +1,4 @@
-"""Command line: `python -m mlx_generative train|sample|eval|sweep|report|info|fetch-data ...`
+"""Command line: `python -m mlx_generative train|sample|eval|sweep|report|explore|info|fetch-data ...`
 and the bin/ launchers.
 
 One module per subcommand, each with ``setup_arg_parser()`` and ``main(argv)``, which
@@ -12,7 +12,7 @@ import sys
 
 from ..errors import MlxGenerativeError
 from ..training.trainer import NonFiniteLossError, RankLostError, TrainingInterrupted
-from . import evaluate, fetch_data, info, report, sample, sweep, train
+from . import evaluate, explore, fetch_data, info, report, sample, sweep, train
 
 COMMANDS = {
     "train": train,
@@ -20,6 +20,7 @@ COMMANDS = {
     "eval": evaluate,
     "sweep": sweep,
     "report": report,
+    "explore": explore,
     "info": info,
     "fetch-data": fetch_data,
 }

@@ -13,17 +13,19 @@ from ..families import names_of
 from ..families.base import NUM_CLASSES
 from ..training.inference import sample
 from ..training.pictures import write_denoising_gif
-from ..training.runs import load
+from ..training.runs import load, output_dir
 from .flags import add_sampling_options, sampling_arguments
 
 
 def setup_arg_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bin/sample", description="Draw samples from a trained run into a PNG grid.")
-    p.add_argument("run_dir", help="a run directory written by bin/train")
+    p.add_argument("run_dir", help="a run directory written by bin/train, or a shipped one: pretrained/ae, "
+                   "pretrained/vae, pretrained/ddpm, ...")
     p.add_argument("--n", type=int, default=None, help="number of samples (default 64; a conditional "
                    "run without --labels: 8 per class, one row each)")
     p.add_argument("--seed", type=int, default=0, help="same seed, same images (default 0)")
-    p.add_argument("--out", default=None, help="PNG path (default RUN_DIR/samples-seed<seed>.png)")
+    p.add_argument("--out", default=None, help="PNG path (default RUN_DIR/samples-seed<seed>.png; for a shipped "
+                   "run outputs/pretrained/NAME/...)")
     p.add_argument("--npy", default=None, help="also save the uint8 (n, 28, 28) array here")
     p.add_argument("--gif", nargs="?", const="", default=None, metavar="PATH",
                    help="ddpm, flow: also animate the same grid from noise to image (default PATH "
@@ -42,7 +44,7 @@ def main(argv: list[str]) -> int:
         raise UsageError(f"--gif animates a {names_of(lambda f: f.denoises)} run's denoising; {args.run_dir} "
                          f"is a {run.kind} run")
     images = sample(run, n=args.n, seed=args.seed, labels=labels, **sampling_arguments(args))
-    out = Path(args.out or Path(args.run_dir) / f"samples-seed{args.seed}.png")
+    out = Path(args.out or output_dir(run.run_dir) / f"samples-seed{args.seed}.png")
     # A conditional run's default labels are every class in turn: one row per class.
     per_class = len(images) // NUM_CLASSES if run.conditional and labels is None and len(images) % NUM_CLASSES == 0 else None
     save_grid(images, out, nrow=per_class)
@@ -50,7 +52,7 @@ def main(argv: list[str]) -> int:
         np.save(args.npy, images)
     print(out)
     if args.gif is not None:
-        gif = Path(args.gif or Path(args.run_dir) / f"denoising-seed{args.seed}.gif")
+        gif = Path(args.gif or output_dir(run.run_dir) / f"denoising-seed{args.seed}.gif")
         print(write_denoising_gif(run, gif, n=len(images), seed=args.seed, labels=labels,
                                   nrow=per_class, **sampling_arguments(args)))
     return 0

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -27,7 +26,7 @@ from ..families import FAMILIES, names_of
 from ..families.base import NUM_CLASSES, balanced_labels
 from ..training import checkpoint
 from ..training.inference import sample, sampling_settings
-from ..training.runs import as_run
+from ..training.runs import as_run, output_dir
 from . import sample_metrics
 from .features import classifier_dirs, classify, find_classifier
 
@@ -215,7 +214,9 @@ def evaluate(
                 train_features, train_probs, train_labels, test_features, test.labels
             )
     if write and run.run_dir is not None:
-        checkpoint.write_json(Path(run.run_dir) / EVAL_FILE, result)
+        out = output_dir(run.run_dir)  # a shipped pretrained run is not written to
+        out.mkdir(parents=True, exist_ok=True)
+        checkpoint.write_json(out / EVAL_FILE, result)
     return result
 
 

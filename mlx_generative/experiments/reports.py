@@ -25,6 +25,7 @@ from ..families import FAMILIES
 from ..families.base import FIXED, NOT_IN_SWEEPS, Family
 from ..training import checkpoint, runconfig
 from ..training.options import sweep_role
+from ..training.runs import output_dir, resolve_run_dir
 from . import plots
 from .sweep_spec import SWEEP_FILE, combinations, command_line, run_name, swept_params
 
@@ -89,7 +90,7 @@ class RunSummary:
 
 def summarize(run_dir, settings: dict | None = None, caption: str | None = None) -> RunSummary:
     """What a report shows of one run, read from its config, metrics.jsonl and eval.json."""
-    run_dir = Path(run_dir)
+    run_dir = resolve_run_dir(run_dir)
     config = runconfig.read(run_dir)
     family = config.family
     records = checkpoint.read_metrics(run_dir)
@@ -97,8 +98,9 @@ def summarize(run_dir, settings: dict | None = None, caption: str | None = None)
     walls = [r["seconds"] for r in records if r.get("split") == "wall"]
     final = {k: v for k, v in heldout[-1].items() if k not in ("step", "split")} if heldout else {}
     samples = None
-    if (run_dir / EVAL_FILE).is_file():
-        evaluated = checkpoint.read_json(run_dir / EVAL_FILE)
+    evaluation = output_dir(run_dir) / EVAL_FILE  # where bin/eval wrote it
+    if evaluation.is_file():
+        evaluated = checkpoint.read_json(evaluation)
         samples = evaluated.get("samples")
         if samples and evaluated.get("conditional"):
             samples = {
@@ -356,12 +358,15 @@ def _is_number(text: str) -> bool:
 
 
 def write_run_report(run_dir, latent_method: str = "pca", verbose: bool = True) -> tuple[Path, Path]:
-    """`bin/report RUN_DIR`: the single-run report, written into the run directory."""
-    run_dir = Path(run_dir)
+    """`bin/report RUN_DIR`: the single-run report, written into the run directory (a shipped
+    pretrained run's into outputs/pretrained/NAME)."""
+    run_dir = resolve_run_dir(run_dir)
     config = runconfig.read(run_dir)
     if not config.family.generative:
         raise UsageError(f"{run_dir}: reports cover the generative families' runs, not a {config.kind}")
-    return write_report([run_dir], run_dir, title=f"{config.kind.upper()} run {run_dir.name}",
+    out = output_dir(run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return write_report([run_dir], out, title=f"{config.kind.upper()} run {run_dir.name}",
                         intro=_describe(config), latent_method=latent_method, verbose=verbose)
 
 

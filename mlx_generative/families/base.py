@@ -182,6 +182,7 @@ class Family:
     denoises = False  # draws samples through states x_T .. x_0 (denoising strips)
     bounds_likelihood = False  # likelihood_bound(): an upper bound on -log p(x)
     classifies = False  # a classifier with features(x): what the sample metrics are measured on
+    has_posterior = False  # posterior(): a distribution q(z|x) over codes, not one code (the VAE)
     max_shift = 0  # random-translation augmentation of training images, in pixels
     guide_grid: str | None = None  # where the guide promises this family's sample grid (outputs/...)
     code_name = "codes"  # what encode() returns, for figure titles
@@ -253,12 +254,22 @@ class Family:
         that denoise also take ``predictions``: then (states, the x_0 each state points at)."""
         raise UsageError(f"a {self.name} does not generate images")
 
-    def trajectory_labels(self, states: int) -> list[str]:
-        """Names of the ``states`` states a trajectory passes through, noise first (figures)."""
+    def trajectory_labels(self, states: int, opts=None, settings=None) -> list[str]:
+        """Names of the ``states`` states a trajectory passes through, noise first (figures).
+        ``opts`` and ``settings`` (``sampling``'s): the run's, where the names depend on them."""
         return [f"t={t}" for t in range(states - 1, -1, -1)]
+
+    def step_limits(self, opts) -> dict[str, int | None]:
+        """Each sampler, with the most steps a call may ask of it: None for no limit (a flow's
+        ODE solvers), 0 where it takes no number of steps (DDPM's ancestral sampler: all T)."""
+        return {}
 
     def encode(self, model, x: np.ndarray, labels=None) -> np.ndarray:
         raise UsageError(f"a {self.name} has no encoder")
+
+    def posterior(self, model, x: np.ndarray, labels=None) -> tuple[np.ndarray, np.ndarray]:
+        """A VAE's q(z | x): its mean and standard deviation per latent dimension."""
+        raise UsageError(f"a {self.name} has no posterior distribution (a VAE has)")
 
     def decode(self, model, z: np.ndarray, labels=None) -> np.ndarray:
         raise UsageError(f"a {self.name} has no decoder")

@@ -223,6 +223,7 @@ class VAEFamily(Family):
     encodes = True
     code_name = "posterior means mu(x)"
     bounds_likelihood = True
+    has_posterior = True
 
     def model_args(self, opts) -> VAEArgs:
         return VAEArgs(latent_dim=opts.latent_dim, num_classes=NUM_CLASSES if opts.conditional else 0,
@@ -258,6 +259,13 @@ class VAEFamily(Family):
     def encode(self, model, x, labels=None) -> np.ndarray:
         """The posterior means mu(x) (mu(x, y) for a conditional VAE)."""
         return in_batches(lambda a, b: model.encode(mx.array(x[a:b]), labels_chunk(labels, a, b))[0], len(x))
+
+    def posterior(self, model, x, labels=None) -> tuple[np.ndarray, np.ndarray]:
+        """q(z | x) = N(mu, diag sigma^2): (mu, sigma), each (N, latent_dim)."""
+        both = in_batches(lambda a, b: mx.concatenate(model.encode(mx.array(x[a:b]), labels_chunk(labels, a, b)),
+                                                      axis=-1), len(x))
+        mu, logvar = np.split(both, 2, axis=-1)
+        return mu, np.exp(0.5 * logvar)
 
     def decode(self, model, z, labels=None) -> np.ndarray:
         return decode_pixels(model, z, labels)

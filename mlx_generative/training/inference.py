@@ -1,4 +1,5 @@
-"""Using a trained run: sample, reconstruct, encode, interpolate, denoise step by step.
+"""Using a trained run: sample, reconstruct, encode (and a VAE's posterior), interpolate,
+denoise step by step.
 
 Each function takes a run directory, a ``Run`` or a ``(model, config)`` pair, checks
 its arguments once, and hands the work to the run's family. Images come back as
@@ -165,6 +166,15 @@ def encode(run, images, labels=None) -> np.ndarray:
     run = as_run(run)
     x, labels = _encoder_inputs(run, images, labels, "encode")
     return run.family.encode(run.model, x, labels)
+
+
+def posterior(run, images, labels=None) -> tuple[np.ndarray, np.ndarray]:
+    """VAE: q(z | x) of each image, as (mu, sigma), each float32 (N, latent_dim). ``encode``
+    gives mu alone; sigma says how sure the encoder is of each dimension (near 1, the
+    prior's: that dimension carries nothing about this image)."""
+    run = as_run(run)
+    x, labels = _encoder_inputs(run, images, labels, "posterior")
+    return run.family.posterior(run.model, x, labels)
 
 
 def interpolate(run, start, end, steps: int = 10) -> np.ndarray:

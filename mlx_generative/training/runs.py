@@ -2,6 +2,8 @@
 
 ``load`` rebuilds one from its directory: config.json -> the family's argument
 dataclass -> the network -> model.safetensors (every name and shape checked first).
+A directory may also be named ``pretrained/NAME``: one of the runs shipped in the
+checkout's data/pretrained/ (data/build_pretrained.py rebuilds them).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import mlx.nn as nn
 
+from ..data.datasets import REPO_DATA_DIR
 from ..errors import CheckpointError, UsageError
 from ..families.base import Family
 from . import checkpoint, runconfig
@@ -52,9 +55,48 @@ def build_model(config: RunConfig, run_dir) -> nn.Module:
         raise CheckpointError(f"{Path(run_dir) / checkpoint.CONFIG}: invalid model settings ({e})") from None
 
 
-def load(run_dir) -> Run:
-    """Rebuild a trained model from a run directory (config.json + model.safetensors)."""
+PRETRAINED_DIR = REPO_DATA_DIR / "pretrained"
+PRETRAINED = "pretrained/"  # the short names' prefix: pretrained/vae
+PRETRAINED_OUT = Path("outputs") / "pretrained"  # where files made from a shipped run go
+
+
+def pretrained_names() -> list[str]:
+    """The shipped pretrained runs, by short name (without the prefix)."""
+    if not PRETRAINED_DIR.is_dir():
+        return []
+    return sorted(d.name for d in PRETRAINED_DIR.iterdir() if (d / checkpoint.CONFIG).is_file())
+
+
+def resolve_run_dir(run_dir) -> Path:
+    """The directory ``run_dir`` names: itself, or for ``pretrained/NAME`` (when no run
+    directory of that path exists here) the shipped run of that name."""
+    path = Path(run_dir)
+    text = str(run_dir).replace("\\", "/")
+    if not text.startswith(PRETRAINED) or (path / checkpoint.CONFIG).is_file():
+        return path
+    name = text[len(PRETRAINED):].strip("/")
+    names = pretrained_names()
+    if name in names:
+        return PRETRAINED_DIR / name
+    shipped = ", ".join(PRETRAINED + n for n in names) or f"none in this installation (no {PRETRAINED_DIR})"
+    raise UsageError(f"{run_dir}: no such pretrained run; the shipped ones are {shipped}")
+
+
+def is_pretrained(run_dir) -> bool:
+    return run_dir is not None and Path(run_dir).resolve().parent == PRETRAINED_DIR.resolve()
+
+
+def output_dir(run_dir) -> Path:
+    """Where files made from a run (samples, evaluations, reports) go: its own directory, or
+    for a shipped pretrained run, which stays as it was built, outputs/pretrained/NAME."""
     run_dir = Path(run_dir)
+    return PRETRAINED_OUT / run_dir.name if is_pretrained(run_dir) else run_dir
+
+
+def load(run_dir) -> Run:
+    """Rebuild a trained model from a run directory (config.json + model.safetensors), or a
+    shipped pretrained run by its short name (``load("pretrained/vae")``)."""
+    run_dir = resolve_run_dir(run_dir)
     config = runconfig.read(run_dir)
     model = build_model(config, run_dir)
     checkpoint.load_weights(run_dir / checkpoint.WEIGHTS, model)

@@ -195,6 +195,18 @@ class DDPMFamily(Family):
         super().fill_defaults(opts)
         fill_conditional_defaults(opts)
 
+    def step_limits(self, opts) -> dict[str, int | None]:
+        return {sampler: opts.T if sampler in STEPPED else 0 for sampler in SAMPLERS}
+
+    def trajectory_labels(self, states: int, opts=None, settings=None) -> list[str]:
+        """x_T (the noise) ... x_0, in the papers' counting: the network sees x_t at its step
+        t - 1 of 0..T-1. Given the run's ``opts`` and sampling ``settings``, the states a
+        DDIM or DPM-Solver++ run visits; without them, every step."""
+        if opts is None or settings is None:
+            return super().trajectory_labels(states)
+        timesteps = settings.sampler_for(self.schedule(opts)).timesteps()
+        return [f"x_{t + 1}" for t in timesteps] + ["x_0"]
+
     def describe(self, opts) -> str:
         return f"T={opts.T}, {opts.schedule}"
 

@@ -134,9 +134,12 @@ class FlowFamily(Family):
     def describe(self, opts) -> str:
         return f"{opts.time_sampling} t, {opts.sampler} x {opts.sample_steps}"
 
-    def trajectory_labels(self, states: int) -> list[str]:
+    def trajectory_labels(self, states: int, opts=None, settings=None) -> list[str]:
         """Times from 1 (noise) to 0 (image), evenly spaced as the solvers step."""
         return [f"t={1 - i / (states - 1):.2g}" for i in range(states)]
+
+    def step_limits(self, opts) -> dict[str, int | None]:
+        return {sampler: None for sampler in FLOW_SAMPLERS}  # any number of equal steps in t
 
     def loss_fn(self, opts):
         return partial(flow_loss, time_sampling=opts.time_sampling, label_dropout=opts.label_dropout or 0.0)
