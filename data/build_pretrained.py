@@ -1,6 +1,6 @@
 """Rebuild the pretrained runs shipped in data/pretrained/, each by its own bin/train command.
 
-    uv run python data/build_pretrained.py               # all six, about 20 minutes on 2 cores
+    uv run python data/build_pretrained.py               # all six, about 13 minutes on 2 cores
     uv run python data/build_pretrained.py --only vae,ae # some of them
 
 Each run trains on the shipped 10,000-digit sample (`--dataset mnist-sample`: its first 9,000
