@@ -66,7 +66,11 @@ def explore(runs=None, port: int = 0, open_browser: bool = True, block: bool = T
     started = time.perf_counter()
     lab = build_lab(runs)
     lab.warm_up()  # MLX builds each new kernel on first use: once here, not on the first click
-    server = ExplorerServer(lab, port)
+    try:
+        server = ExplorerServer(lab, port)
+    except OSError as e:  # taken, or privileged
+        raise UsageError(f"port {port}: cannot listen on 127.0.0.1:{port} ({e.strerror}); pick another, or 0 "
+                         "for a free one") from None
     server.start()
     if verbose:
         print(f"explorer ready in {time.perf_counter() - started:.1f} s: {server.url}  (Ctrl-C stops it)", flush=True)

@@ -260,3 +260,12 @@ def test_panels_without_their_model_say_so(tiny_runs):
         assert client.post("/api/denoise", {"run": "ddpm", "seed": 0})[0] == 200
     finally:
         server.close()
+
+
+def test_a_port_in_use_is_one_line(explorer, capsys):
+    from mlx_generative.cli import main as cli
+
+    taken = explorer.server_address[1]
+    assert cli(["explore", "pretrained/vae", "--no-browser", "--port", str(taken)]) == 2
+    err = capsys.readouterr().err
+    assert f"port {taken}: cannot listen on 127.0.0.1:{taken}" in err and "Traceback" not in err
