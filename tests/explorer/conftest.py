@@ -49,3 +49,9 @@ def explorer(tiny_runs):
 @pytest.fixture
 def client(explorer) -> Client:
     return Client(explorer)
+
+
+@pytest.fixture
+def client_for():
+    """``client_for(server)``: a Client of another server (a test's own)."""
+    return Client

@@ -243,15 +243,13 @@ def test_the_explorer_refuses_runs_it_cannot_show(tiny_runs):
         build_lab([tiny_runs["ae"].run_dir, tiny_runs["ae"].run_dir])
 
 
-def test_panels_without_their_model_say_so(tiny_runs):
-    from conftest import Client
-
+def test_panels_without_their_model_say_so(tiny_runs, client_for):
     from mlx_generative.explorer.server import ExplorerServer
 
     server = ExplorerServer(build_lab([tiny_runs["ddpm"].run_dir]))
     server.start()
     try:
-        client = Client(server)
+        client = client_for(server)
         info = client.get("/api/info")[1]
         assert info["ae"] is None and info["vae"] is None and info["sliders"] == 0
         status, answer = client.post("/api/slide", {"values": []})
