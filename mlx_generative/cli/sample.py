@@ -12,7 +12,7 @@ from ..errors import UsageError
 from ..families import names_of
 from ..families.base import NUM_CLASSES
 from ..training.inference import sample
-from ..training.pictures import write_denoising_gif
+from ..training.pictures import grid_states, save_denoising_gif
 from ..training.runs import load, output_dir
 from .flags import add_sampling_options, sampling_arguments
 
@@ -43,7 +43,11 @@ def main(argv: list[str]) -> int:
     if args.gif is not None and not run.family.denoises:
         raise UsageError(f"--gif animates a {names_of(lambda f: f.denoises)} run's denoising; {args.run_dir} "
                          f"is a {run.kind} run")
-    images = sample(run, n=args.n, seed=args.seed, labels=labels, **sampling_arguments(args))
+    states = None
+    if args.gif is not None:  # the grid is the chain's last state: one chain draws both
+        states = grid_states(run, n=args.n, seed=args.seed, labels=labels, **sampling_arguments(args))
+    images = states[:, -1] if states is not None else sample(run, n=args.n, seed=args.seed, labels=labels,
+                                                              **sampling_arguments(args))
     out = Path(args.out or output_dir(run.run_dir) / f"samples-seed{args.seed}.png")
     # A conditional run's default labels are every class in turn: one row per class.
     per_class = len(images) // NUM_CLASSES if run.conditional and labels is None and len(images) % NUM_CLASSES == 0 else None
@@ -51,10 +55,9 @@ def main(argv: list[str]) -> int:
     if args.npy:
         np.save(args.npy, images)
     print(out)
-    if args.gif is not None:
-        gif = Path(args.gif or output_dir(run.run_dir) / f"denoising-seed{args.seed}.gif")
-        print(write_denoising_gif(run, gif, n=len(images), seed=args.seed, labels=labels,
-                                  nrow=per_class, **sampling_arguments(args)))
+    if states is not None:
+        print(save_denoising_gif(states, args.gif or output_dir(run.run_dir) / f"denoising-seed{args.seed}.gif",
+                                 nrow=per_class))
     return 0
 
 

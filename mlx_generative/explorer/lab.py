@@ -159,7 +159,7 @@ def denoiser_choices(name: str, run: Run) -> dict:
     """A denoising run's sampler choices for the player: each sampler, whether it takes a
     number of steps, and the most it can take."""
     opts = run.config.train
-    samplers = {sampler: {"stepped": most != 0, "max_steps": (most or 0) if most is not None else MAX_FREE_STEPS}
+    samplers = {sampler: {"stepped": most != 0, "max_steps": most if most is not None else MAX_FREE_STEPS}
                 for sampler, most in run.family.step_limits(opts).items()}
     default = run.family.sampling(opts, {})
     return {

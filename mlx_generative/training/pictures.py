@@ -43,12 +43,15 @@ def write_grids(run: Run, heldout_images: np.ndarray, out: Path | None = None,
         recon = reconstruct(run, originals, heldout_labels[:32] if run.conditional else None)
         written.append(save_grid(interleave_rows(originals, recon, per_row=GRID_ROW),
                                  run.run_dir / "reconstructions.png", nrow=GRID_ROW))
-    written.append(save_grid(sample(run, seed=GRID_SEED), run.run_dir / "samples.png", nrow=GRID_ROW))
-    if family.denoises:
+    # A denoising family's grid is the last state of its trajectory: one chain draws both.
+    states = grid_states(run, seed=GRID_SEED) if family.denoises else None
+    samples = states[:, -1] if states is not None else sample(run, seed=GRID_SEED)
+    written.append(save_grid(samples, run.run_dir / "samples.png", nrow=GRID_ROW))
+    if states is not None:
         strip = denoising_trajectory(run, n=8, seed=GRID_SEED)  # (8, states, 28, 28)
         written.append(save_grid(strip.reshape(-1, *strip.shape[2:]), run.run_dir / "denoising.png",
                                  nrow=strip.shape[1]))
-        written.append(write_denoising_gif(run, run.run_dir / DENOISING_GIF, seed=GRID_SEED))
+        written.append(save_denoising_gif(states, run.run_dir / DENOISING_GIF))
     if family.guide_grid and out is not None:  # the guide promises outputs/ddpm_grid.png
         shutil.copyfile(run.run_dir / "samples.png", out / family.guide_grid)
         written.append(out / family.guide_grid)
@@ -63,14 +66,17 @@ def gif_frames(states: int, most: int = MAX_GIF_FRAMES) -> list[int]:
     return sorted({round(i * (states - 1) / (most - 1)) for i in range(most)})
 
 
-def write_denoising_gif(run: Run, path, n: int | None = None, seed: int = GRID_SEED, labels=None,
-                        nrow: int | None = GRID_ROW, **sampling) -> Path:
-    """The grid ``sample(run, n, seed, labels, **sampling)`` draws, animated from x_T to x_0:
-    one frame per state (at most MAX_GIF_FRAMES), the last frame that grid itself. ``nrow``:
-    images per row (None: a square)."""
+def grid_states(run: Run, n: int | None = None, seed: int = GRID_SEED, labels=None, **sampling) -> np.ndarray:
+    """uint8 (n, states, 28, 28): the states from x_T to x_0 of the grid ``sample(run, n, seed,
+    labels, **sampling)`` draws (same defaults, the same labels); the last state is that grid."""
     run = as_run(run)
     labels, n = sample_labels(run, labels, n)
-    states = denoising_trajectory(run, n=n, seed=seed, labels=labels, **sampling)  # (n, states, 28, 28)
+    return denoising_trajectory(run, n=n, seed=seed, labels=labels, **sampling)
+
+
+def save_denoising_gif(states: np.ndarray, path, nrow: int | None = GRID_ROW) -> Path:
+    """``grid_states``' states animated from x_T to x_0: one frame per state (at most
+    MAX_GIF_FRAMES), the last frame the grid itself. ``nrow``: images per row (None: a square)."""
     return save_gif([np.asarray(picture(states[:, i], nrow)) for i in gif_frames(states.shape[1])], path)
 
 
