@@ -26,6 +26,7 @@ import io
 import json
 import math
 import socket
+import sys
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -328,6 +329,13 @@ class ExplorerServer(ThreadingHTTPServer):
         self.lock = threading.Lock()
         port = self.server_address[1]
         self.hosts = {f"{HOST}:{port}", f"localhost:{port}"}
+
+    def handle_error(self, request, client_address) -> None:
+        """A client that went away mid-answer (a page reloaded, a request aborted) is not an
+        error worth a traceback; anything else is printed as the base class does."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
     @property
     def url(self) -> str:
