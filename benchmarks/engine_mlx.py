@@ -28,7 +28,7 @@ from mlx.utils import tree_flatten  # noqa: E402
 
 import engine_args  # noqa: E402  (beside this script)
 from mlx_generative.families import FAMILIES  # noqa: E402
-from mlx_generative.runtime import blas, parallel  # noqa: E402
+from mlx_generative.runtime import blas, native, parallel  # noqa: E402
 from mlx_generative.runtime.info import gemm_gflops  # noqa: E402
 from mlx_generative.training.options import TrainOptions, resolve  # noqa: E402
 from mlx_generative.training.trainer import make_train_step  # noqa: E402
@@ -36,7 +36,8 @@ from mlx_generative.training.trainer import make_train_step  # noqa: E402
 
 def threads(shards: int) -> dict:
     return {"shards": shards, "blas_threads_per_shard": 1 if shards > 1 else "all",
-            "blas": blas.status().describe(), "MLX_BFS_MAX_WIDTH": os.environ.get("MLX_BFS_MAX_WIDTH")}
+            "blas": blas.status().describe(), "MLX_BFS_MAX_WIDTH": os.environ.get("MLX_BFS_MAX_WIDTH"),
+            "native_kernels": native.describe()}
 
 
 def step_command(args) -> dict:

@@ -27,6 +27,11 @@ GEMM on the taps' blocks side by side (a small im2col); or, when their
 outputs are narrow (a 1-channel output), one GEMM into every tap's output
 and a sum of shifted slices of it. A GEMM with 1 to 4 columns runs at a few
 GFLOP/s; these keep every GEMM at least ~16 wide.
+
+Where the optional native kernels are installed (runtime/native.py), the
+layers call ``padded_tap_conv``, which runs the same sum as one C++ primitive
+that also does the zero padding; this file's code is then the reference the
+tests hold it to, and what runs everywhere else.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ import math
 
 import mlx.core as mx
 import mlx.nn as nn
+
+from ..runtime import native
 
 # Below this many columns (taps x channels) a side of the sum is "narrow".
 NARROW = 32
@@ -121,16 +128,48 @@ def tap_conv(taps: tuple[tuple[int, int], ...], margin: int):
     return conv
 
 
+def square_taps(k: int) -> tuple[tuple[int, int], ...]:
+    """Every tap (dy, dx) of a k x k kernel, row-major."""
+    return tuple((dy, dx) for dy in range(k) for dx in range(k))
+
+
+def tap_weights(w: mx.array) -> mx.array:
+    """(out, k, k, in) -> (k*k, in, out): one GEMM right-hand side per tap, row-major taps."""
+    out_c, k, _, in_c = w.shape
+    return w.transpose(1, 2, 3, 0).reshape(k * k, in_c, out_c)
+
+
 def conv2d_valid(x: mx.array, w: mx.array) -> mx.array:
     """Unpadded stride-1 cross-correlation, as mx.conv2d(x, w).
 
     x: (N, Hp, Wp, C) already padded as the caller wants; w: (out, k, k, C) square.
     Returns (N, Hp - k + 1, Wp - k + 1, out).
     """
-    out_c, k, _, in_c = w.shape
-    taps = tuple((dy, dx) for dy in range(k) for dx in range(k))
-    # (out, k, k, in) -> (k*k, in, out): one GEMM right-hand side per tap, row-major taps.
-    return tap_conv(taps, k - 1)(x, w.transpose(1, 2, 3, 0).reshape(k * k, in_c, out_c))
+    k = w.shape[1]
+    return tap_conv(square_taps(k), k - 1)(x, tap_weights(w))
+
+
+def padded_tap_conv(x: mx.array, w: mx.array, taps: tuple[tuple[int, int], ...], margin: int,
+                    pad: tuple[int, int, int, int]) -> mx.array:
+    """``tap_conv(taps, margin)`` of x zero-padded by pad = (top, bottom, left, right).
+
+    The native primitive pads as it reads, when it is installed and can run here; otherwise
+    the padding is an ``mx.pad`` copy and the sum is this file's ``tap_conv``.
+    """
+    native_conv = native.conv_for(x, w)
+    if native_conv is not None:
+        return native_conv(x, w, list(taps), margin, pad)
+    top, bottom, left, right = pad
+    if any(pad):
+        x = mx.pad(x, [(0, 0), (top, bottom), (left, right), (0, 0)])
+    return tap_conv(taps, margin)(x, w)
+
+
+def conv2d(x: mx.array, w: mx.array, pad: tuple[int, int, int, int]) -> mx.array:
+    """Stride-1 cross-correlation of x zero-padded by pad = (top, bottom, left, right);
+    w: (out, k, k, C) square. As ``conv2d_valid`` of the padded x."""
+    k = w.shape[1]
+    return padded_tap_conv(x, tap_weights(w), square_taps(k), k - 1, pad)
 
 
 class Conv2d(nn.Module):
@@ -153,6 +192,4 @@ class Conv2d(nn.Module):
         out_c, k, _, in_c = self.weight.shape
         if k == 1 and p == 0:  # a 1x1 convolution is one GEMM over the pixels as they are
             return x @ self.weight.reshape(out_c, in_c).T + self.bias
-        if p:
-            x = mx.pad(x, [(0, 0), (p, p), (p, p), (0, 0)])
-        return conv2d_valid(x, self.weight) + self.bias
+        return conv2d(x, self.weight, (p, p, p, p)) + self.bias

@@ -7,7 +7,8 @@ reference loops (10-30x slower; see ../shared/MLX-NOTES.md). The two layers
 here compute *exactly* a 3x3 stride-2 ``Conv2d`` and a 4x4 stride-2
 ``ConvTranspose2d`` (padding 1, PyTorch semantics) using only stride-1
 convolutions and reshapes, so forward and backward stay on the GEMM path
-(our own shifted-GEMM ``conv2d_valid``, faster than mx.conv2d; see conv.py).
+(our own shifted-GEMM convolution, faster than mx.conv2d, or the optional native
+kernels; see conv.py).
 Their parameters have the same shapes as the layers they replace, so a
 PyTorch twin has the same parameter count.
 """
@@ -19,7 +20,8 @@ import math
 import mlx.core as mx
 import mlx.nn as nn
 
-from .conv import conv2d_valid, tap_conv
+from ..runtime import native
+from .conv import conv2d, padded_tap_conv
 
 
 def space_to_depth(x: mx.array) -> mx.array:
@@ -60,9 +62,8 @@ class Down(nn.Module):
         return w.transpose(0, 1, 3, 2, 4, 5).reshape(out_c, 2, 2, 4 * in_c)
 
     def __call__(self, x: mx.array) -> mx.array:
-        blocks = space_to_depth(x)  # (N, H/2, W/2, 4*in)
-        blocks = mx.pad(blocks, [(0, 0), (1, 0), (1, 0), (0, 0)])
-        return conv2d_valid(blocks, self.block_kernel()) + self.bias
+        blocks = space_to_depth(x)  # (N, H/2, W/2, 4*in), padded by one block at the top and left:
+        return conv2d(blocks, self.block_kernel(), (1, 0, 1, 0)) + self.bias
 
 
 class Up(nn.Module):
@@ -84,17 +85,20 @@ class Up(nn.Module):
         self.weight = _uniform((out_channels, 4, 4, in_channels), fan_in)
         self.bias = _uniform((out_channels,), fan_in)
 
-    def phase(self, x_padded: mx.array, ry: int, rx: int) -> mx.array:
-        """Output phase (ry, rx), (N, H, W, out), of the input padded by 1 on each side."""
+    def phase(self, x: mx.array, ry: int, rx: int, pad: tuple[int, int, int, int]) -> mx.array:
+        """Output phase (ry, rx), (N, H, W, out), of x zero-padded by ``pad``: the input with
+        one pixel of zeros on each side."""
         taps = tuple((ry + a, rx + b) for a in (0, 1) for b in (0, 1))
         w = mx.stack([self.weight[:, 3 - ry - 2 * a, 3 - rx - 2 * b, :].T for a in (0, 1) for b in (0, 1)])
-        return tap_conv(taps, 2)(x_padded, w)  # w: (4 taps, in, out)
+        return padded_tap_conv(x, w, taps, 2, pad)  # w: (4 taps, in, out)
 
     def __call__(self, x: mx.array) -> mx.array:
         n, h, w, _ = x.shape
-        x = mx.pad(x, [(0, 0), (1, 1), (1, 1), (0, 0)])
+        pad = (1, 1, 1, 1)
+        if native.conv_for(x, self.weight) is None:  # one padded copy for the four phases
+            x, pad = mx.pad(x, [(0, 0), (1, 1), (1, 1), (0, 0)]), (0, 0, 0, 0)
         # (N, H, [ry], W, [rx], out) is row-major (N, 2H, 2W, out): stacking is the interleave.
-        rows = [mx.stack([self.phase(x, ry, rx) for rx in (0, 1)], axis=3) for ry in (0, 1)]
+        rows = [mx.stack([self.phase(x, ry, rx, pad) for rx in (0, 1)], axis=3) for ry in (0, 1)]
         return mx.stack(rows, axis=2).reshape(n, 2 * h, 2 * w, -1) + self.bias
 
 

@@ -9,7 +9,7 @@ import time
 
 import mlx.core as mx
 
-from . import blas, jit, parallel
+from . import blas, jit, native, parallel
 
 
 def gemm_gflops(size: int = 1024, seconds: float = 1.0) -> float:
@@ -36,6 +36,7 @@ def collect(measure: bool = True) -> dict:
         "mlx": mx.__version__,
         "device": str(mx.default_device()),
         "blas": blas.status().describe(),
+        "native_kernels": native.describe(),
         # What the trainer does with the cores (parallel.py): shards of a batch-128 step.
         "cpu_cores": parallel.cpu_cores(),
         "shards_per_batch": parallel.default_shards(128),

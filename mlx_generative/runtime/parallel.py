@@ -28,7 +28,7 @@ import mlx.core as mx
 from mlx.utils import tree_map
 
 from ..errors import UsageError
-from . import blas
+from . import blas, native
 
 ENV_VAR = "MLX_GENERATIVE_SHARDS"  # overrides the default number of shards
 MIN_SHARD = 16  # images per shard at least (not tuned: it keeps small batches, like the tests', whole)
@@ -119,18 +119,23 @@ def sharded_map(fn: Callable, count: int) -> Callable:
 
 @contextlib.contextmanager
 def blas_threads_for(shards: int):
-    """With several shards, one BLAS thread each for the duration (restored after)."""
+    """With several shards, one BLAS thread each for the duration (restored after); the same
+    for the native convolution's threads, when that extension is installed (native.py): each
+    shard's stream already has a core of its own."""
     if shards <= 1:
         yield
         return
     mx.synchronize()  # no product may be running while the BLAS changes its pool
     previous = blas.set_threads(1)
+    previous_native = native.set_threads(1)
     try:
         yield
     finally:
         mx.synchronize()
         if previous:
             blas.set_threads(previous)
+        if previous_native:
+            native.set_threads(previous_native)
 
 
 def keep_freed_buffers(limit: int = FREED_BUFFERS_BYTES) -> None:

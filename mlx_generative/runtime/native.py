@@ -1,0 +1,92 @@
+"""The optional native kernels: a C++ convolution built separately from ``native/``.
+
+    uv sync --extra fast        # CMake >= 3.24 and a C++20 compiler; see README, "Speed"
+
+When the extension (the ``mlx-generative-kernels`` distribution) is installed, every
+convolution in ``nn/`` that runs on a CPU stream in float32 goes through its MLX primitive:
+vectorised loops (AVX-512, AVX2 or SSE2, chosen at run time; NEON on ARM) that read the
+unpadded input in place, with the input and weight gradients written out by hand. Without
+it, the pure-MLX layers in ``nn/conv.py`` run, as they always can: nothing in the package
+needs a compiler.
+
+Environment:
+  MLX_GENERATIVE_NATIVE=0      the pure-MLX layers even where the extension is installed
+  MLX_GENERATIVE_NATIVE=1      the extension, or an error saying how to build it
+  (unset, or "auto")           the extension when it is installed
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import warnings
+
+import mlx.core as mx
+
+from ..errors import UsageError
+
+ENV_VAR = "MLX_GENERATIVE_NATIVE"
+BUILD_HINT = "build them with `uv sync --extra fast` (needs CMake >= 3.24 and a C++20 compiler)"
+
+
+def _setting() -> str:
+    value = os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"
+    if value not in ("0", "1", "auto"):
+        raise UsageError(f"{ENV_VAR} must be 0, 1 or auto, got {os.environ[ENV_VAR]!r}")
+    return value
+
+
+@functools.lru_cache(maxsize=None)
+def kernels():
+    """The extension module, or None (not installed, or turned off by MLX_GENERATIVE_NATIVE=0)."""
+    setting = _setting()
+    if setting == "0":
+        return None
+    try:
+        import mlx_generative_kernels
+    except ModuleNotFoundError as e:
+        if e.name != "mlx_generative_kernels":
+            raise
+        if setting == "1":
+            raise UsageError(f"{ENV_VAR}=1, but the native kernels are not installed: {BUILD_HINT}") from None
+        return None
+    except ImportError as e:  # installed but unusable (built for another MLX): say so, never pass silently
+        if setting == "1":
+            raise UsageError(f"{ENV_VAR}=1, but the native kernels do not load: {e}") from None
+        warnings.warn(f"the native kernels are installed but do not load, using the pure-MLX layers: {e}",
+                      stacklevel=2)
+        return None
+    return mlx_generative_kernels
+
+
+def conv_for(x: mx.array, w: mx.array):
+    """The native ``tap_conv(x, w, taps, margin, pad)`` when it can run this product, else None.
+
+    It runs float32 on CPU streams only: on a GPU (Metal, CUDA) MLX's own kernels are used.
+    """
+    native = kernels()
+    if native is None or x.dtype != mx.float32 or w.dtype != mx.float32:
+        return None
+    if mx.default_device() != mx.cpu:
+        return None
+    return native.tap_conv
+
+
+def describe() -> str:
+    """One line for `bin/info`: which loops run, or how to get them."""
+    native = kernels()
+    if native is None:
+        off = _setting() == "0"
+        return f"off ({ENV_VAR}=0)" if off else f"not installed (optional: {BUILD_HINT})"
+    return (f"{native.__name__}: {native.instruction_set()} loops (CPU runs {native.available_instruction_sets()}), "
+            f"up to {native.threads()} threads")
+
+
+def set_threads(count: int) -> int | None:
+    """Threads a native convolution may use; returns the previous count (None without the extension)."""
+    native = kernels()
+    if native is None:
+        return None
+    previous = native.threads()
+    native.set_threads(count)
+    return previous

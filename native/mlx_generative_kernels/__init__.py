@@ -1,0 +1,32 @@
+"""Native CPU kernels for mlx-generative: a tap convolution (the package's every convolution)
+with its input and weight gradients, as MLX primitives. Optional: mlx_generative.nn.native
+uses them when this is installed, and the pure-MLX layers otherwise.
+
+    uv sync --extra fast      # builds this (CMake >= 3.24, a C++20 compiler)
+"""
+
+import mlx.core as mx  # before _ext: it links against the libmlx this loads
+
+from ._ext import (  # noqa: E402
+    available_instruction_sets,
+    instruction_set,
+    set_threads,
+    tap_conv,
+    threads,
+    use_instruction_set,
+)
+
+__all__ = ["available_instruction_sets", "instruction_set", "set_threads", "tap_conv", "threads",
+           "use_instruction_set"]
+
+
+def _check_abi() -> None:
+    # nanobind modules of different ABIs load side by side, then reject each other's types.
+    try:
+        tap_conv(mx.zeros((1, 1, 1, 1)), mx.zeros((1, 1, 1)), [(0, 0)], 0, (0, 0, 0, 0))
+    except TypeError as e:
+        raise ImportError(f"mlx_generative_kernels was built for another MLX (mlx {mx.__version__} is installed): "
+                          f"rebuild it with `uv sync --extra fast --reinstall-package mlx-generative-kernels` ({e})")
+
+
+_check_abi()

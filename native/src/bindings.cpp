@@ -1,0 +1,29 @@
+// The Python module mlx_generative_kernels._ext.
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/array.h>
+#include <nanobind/stl/pair.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/variant.h>
+#include <nanobind/stl/vector.h>
+
+#include "isa.h"
+#include "primitives.h"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+
+NB_MODULE(_ext, m) {
+  m.doc() = "Native CPU kernels for mlx-generative (optional; the package runs without them).";
+  m.def("tap_conv", &mg_kernels::tap_conv, "x"_a, "w"_a, "taps"_a, "margin"_a, "pad"_a, nb::kw_only(),
+        "stream"_a = nb::none(),
+        "y[n, i, j] = sum_t xpad[n, i + dy_t, j + dx_t] @ w[t]: x (N, H, W, C) float32, w (T, C, O), "
+        "taps [(dy, dx)], pad (top, bottom, left, right); y (N, H + top + bottom - margin, "
+        "W + left + right - margin, O). Differentiable in x and w; CPU streams only.");
+  m.def("set_threads", &mg_kernels::set_threads, "threads"_a, "Threads a convolution may use (at least 1).");
+  m.def("threads", &mg_kernels::threads);
+  m.def("instruction_set", [] { return std::string(mg_kernels::kernels().name); },
+        "The instruction set of the loops in use: avx512, avx2, sse2 or neon.");
+  m.def("use_instruction_set", &mg_kernels::use_instruction_set, "name"_a,
+        "Use the loops for `name` (for tests); ValueError if this CPU cannot run them.");
+  m.def("available_instruction_sets", &mg_kernels::available_instruction_sets);
+}

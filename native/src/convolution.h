@@ -1,0 +1,45 @@
+// The tap convolution on raw float32 buffers: what the MLX primitives (tap_conv.cpp) run.
+//
+//   y[n, i, j, :] = sum_t xpad[n, i + dy_t, j + dx_t, :] @ w[t]
+//
+// x: (N, H, W, C) row-major; xpad: x with `pad` zero rows/columns (top, bottom, left, right);
+// w: (T, C, O), one matrix per tap (dy_t, dx_t); y: (N, Hp - margin, Wp - margin, O), where
+// Hp = H + top + bottom. A k x k convolution is all k*k taps with margin k - 1; the stride-2
+// layers of mlx_generative/nn/layers.py are a few taps each (see there).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+namespace mg_kernels {
+
+struct Geometry {
+  int n = 0, h = 0, w = 0, c = 0;         // input (N, H, W, C)
+  int o = 0;                              // output channels
+  std::array<int, 4> pad{0, 0, 0, 0};     // zeros added: top, bottom, left, right
+  int margin = 0;                         // rows (and columns) of the padded input with no output
+  std::vector<std::pair<int, int>> taps;  // (dy, dx) offsets into the padded input
+
+  int hp() const { return h + pad[0] + pad[1]; }
+  int wp() const { return w + pad[2] + pad[3]; }
+  int ho() const { return hp() - margin; }
+  int wo() const { return wp() - margin; }
+  int64_t multiply_adds() const { return int64_t(n) * ho() * wo() * int64_t(taps.size()) * c * o; }
+  bool operator==(const Geometry& other) const;
+};
+
+// Checks the geometry (non-empty, taps inside the padded input); throws std::invalid_argument.
+void check(const Geometry& g);
+
+void forward(const Geometry& g, const float* x, const float* w, float* y);
+void input_grad(const Geometry& g, const float* dy, const float* w, float* dx);
+void weight_grad(const Geometry& g, const float* x, const float* dy, float* dw);
+
+// Threads the loops may use (1 = the calling thread only). The trainer sets 1 when it runs one
+// batch shard per core, as it does for the BLAS (mlx_generative/runtime/parallel.py).
+void set_threads(int threads);
+int threads();
+
+}  // namespace mg_kernels

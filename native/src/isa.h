@@ -1,0 +1,34 @@
+// The loops of one instruction set, as a table of plain function pointers (kernels.h fills one
+// per instruction set; dispatch.cpp chooses one for this CPU).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace mg_kernels {
+
+struct Kernels {
+  const char* name;  // "avx512", "avx2", "sse2", "neon"
+  int vector_floats;
+  void (*forward_image)(const float* src, int src_width, int c_in, int taps, const int64_t* off,
+                        const float* packed, int o_total, bool narrow, float* out, int height, int width);
+  void (*weight_image_wide)(const float* src, int src_width, int c_in, int taps, const int64_t* off,
+                            const float* gp, int o_total, int height, int width, float* dw);
+  void (*weight_image_narrow)(const float* src, int src_width, int c_in, int taps, const int64_t* off,
+                              const float* go, int o_total, int height, int width, float* dw);
+};
+
+// Outputs narrower than half a vector waste most of a wide tile: they get loops that run their
+// vectors along the input channels instead.
+inline bool is_narrow(int channels, int vector_floats) { return 2 * channels < vector_floats; }
+
+// The loops in use: the widest instruction set this CPU runs, unless MLX_GENERATIVE_SIMD or
+// use_instruction_set() named another.
+const Kernels& kernels();
+// Switch to `name` (avx512, avx2, sse2, neon); throws std::invalid_argument naming the ones this
+// CPU runs if it cannot.
+void use_instruction_set(const std::string& name);
+// The instruction sets this CPU runs, widest first, comma-separated.
+std::string available_instruction_sets();
+
+}  // namespace mg_kernels

@@ -1,0 +1,277 @@
+// The tap convolution's loops, written once and compiled once per instruction set.
+//
+// Each kernels_<isa>.cpp defines MG_ISA (its namespace) and MG_VECTOR_BYTES, then includes
+// this file; the compiler flags of that file (CMakeLists.txt) decide the instructions. The
+// vectors are GCC/Clang vector extensions, so the same source becomes AVX-512, AVX2, SSE2 or
+// NEON code. dispatch.cpp picks the widest one the CPU has, at run time.
+//
+// Only the loops live here, in a namespace of their own per instruction set: allocation,
+// packing and threads are in convolution.cpp, compiled for the baseline CPU, so that no
+// shared inline function or template is ever compiled with instructions the CPU may lack.
+//
+// What is computed (NHWC, float32, one image at a time; tap t reads offset (ty[t], tx[t])):
+//   forward      y[i, j, :]  = sum_t src[i + ty[t], j + tx[t], :] @ w[t]          w: (T, C, O)
+//   weight grad  dw[t]      += sum_ij src[i + ty[t], j + tx[t], :]^T g[i, j, :]
+// The input gradient is the forward loop run over the zero-padded output gradient with the
+// taps mirrored and each w[t] transposed (tap_conv.cpp builds those arguments).
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <utility>
+
+#include "isa.h"
+
+namespace mg_kernels {
+namespace MG_ISA {
+
+constexpr int VW = MG_VECTOR_BYTES / 4;  // floats in a vector
+typedef float V __attribute__((vector_size(MG_VECTOR_BYTES)));
+// A tile keeps at most ACCUMULATORS vector registers as running sums, leaving the rest for its
+// operands: 24 of AVX-512's and NEON's 32 registers, 12 of AVX2's and SSE2's 16.
+constexpr int ACCUMULATORS = MG_VECTOR_REGISTERS == 32 ? 24 : 12;
+constexpr int MAX_OV = 4;  // output vectors per tile; wider outputs are done in chunks
+
+inline V load(const float* p) {
+  V v;
+  std::memcpy(&v, p, sizeof(V));
+  return v;
+}
+inline void store(float* p, V v) { std::memcpy(p, &v, sizeof(V)); }
+inline void store_first(float* p, V v, int lanes) { std::memcpy(p, &v, sizeof(float) * lanes); }
+inline V splat(float s) { return V{} + s; }
+inline float sum_lanes(V v) {
+  float s = 0.0f;
+  for (int k = 0; k < VW; ++k) s += v[k];
+  return s;
+}
+
+// ---- forward, wide outputs: a tile of R pixels along a row x OV output vectors ----------------
+
+// src: the buffer at this tile's first pixel; off[t]: tap t's offset in floats; wp: packed
+// weights (T, C, opad) at this chunk's first output; out: the output at the tile's first pixel.
+template <int OV, int R>
+void forward_tile(const float* src, const int64_t* off, int taps, int c_in, const float* wp,
+                  int64_t opad, float* out, int o_total, int o_valid) {
+  V acc[R][OV];
+#pragma GCC unroll 32
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < OV; ++v) acc[r][v] = V{};
+  for (int t = 0; t < taps; ++t) {
+    const float* s = src + off[t];
+    const float* w = wp + int64_t(t) * c_in * opad;
+    for (int c = 0; c < c_in; ++c, w += opad) {
+      V wv[OV];
+#pragma GCC unroll 4
+      for (int v = 0; v < OV; ++v) wv[v] = load(w + v * VW);
+#pragma GCC unroll 32
+      for (int r = 0; r < R; ++r) {
+        const V x = splat(s[int64_t(r) * c_in + c]);
+#pragma GCC unroll 4
+        for (int v = 0; v < OV; ++v) acc[r][v] += x * wv[v];
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < OV; ++v) {
+      const int lanes = std::min(VW, o_valid - v * VW);
+      if (lanes == VW) store(out + int64_t(r) * o_total + v * VW, acc[r][v]);
+      else if (lanes > 0) store_first(out + int64_t(r) * o_total + v * VW, acc[r][v], lanes);
+    }
+}
+
+using ForwardTile = void (*)(const float*, const int64_t*, int, int, const float*, int64_t, float*, int, int);
+
+template <int OV, int... Rs>
+constexpr std::array<ForwardTile, sizeof...(Rs)> forward_tiles(std::integer_sequence<int, Rs...>) {
+  return {&forward_tile<OV, Rs + 1>...};
+}
+
+// Largest tile width for OV output vectors.
+constexpr int max_r(int ov) { return ACCUMULATORS / ov; }
+
+inline ForwardTile forward_tile_for(int ov, int r) {
+  static const auto t1 = forward_tiles<1>(std::make_integer_sequence<int, max_r(1)>{});
+  static const auto t2 = forward_tiles<2>(std::make_integer_sequence<int, max_r(2)>{});
+  static const auto t3 = forward_tiles<3>(std::make_integer_sequence<int, max_r(3)>{});
+  static const auto t4 = forward_tiles<4>(std::make_integer_sequence<int, max_r(4)>{});
+  switch (ov) {
+    case 1: return t1[r - 1];
+    case 2: return t2[r - 1];
+    case 3: return t3[r - 1];
+    default: return t4[r - 1];
+  }
+}
+
+// Tiles covering a row of `width` pixels with at most `most` each, nearly equal: the last one
+// may overlap the one before it (it recomputes the same values), so no tile is narrower.
+inline std::pair<int, int> row_tiles(int width, int most) {
+  const int count = (width + most - 1) / most;
+  const int r = (width + count - 1) / count;
+  return {count, r};
+}
+
+// ---- forward, narrow outputs (fewer than half a vector): vectors run along the input channels --
+
+// wq: weights packed (O, T, C). Four pixels at a time keep four independent sums in flight.
+inline void forward_narrow_row(const float* src, const int64_t* off, int taps, int c_in, const float* wq,
+                               int o_total, float* out, int width) {
+  const int c_vec = c_in - c_in % VW;
+  for (int j0 = 0; j0 < width; j0 += 4) {
+    const int pixels = std::min(4, width - j0);
+    for (int o = 0; o < o_total; ++o) {
+      V acc[4] = {V{}, V{}, V{}, V{}};
+      float tail[4] = {0, 0, 0, 0};
+      for (int t = 0; t < taps; ++t) {
+        const float* w = wq + (int64_t(o) * taps + t) * c_in;
+        for (int p = 0; p < pixels; ++p) {
+          const float* s = src + off[t] + int64_t(j0 + p) * c_in;
+          for (int c = 0; c < c_vec; c += VW) acc[p] += load(s + c) * load(w + c);
+          for (int c = c_vec; c < c_in; ++c) tail[p] += s[c] * w[c];
+        }
+      }
+      for (int p = 0; p < pixels; ++p) out[int64_t(j0 + p) * o_total + o] = sum_lanes(acc[p]) + tail[p];
+    }
+  }
+}
+
+// One image: out (height, width, O) from src (rows of `src_width` pixels of c_in channels);
+// off[t]: tap t's offset in floats. packed: (T, C, opad) weights when wide, (O, T, C) when narrow.
+inline void forward_image(const float* src, int src_width, int c_in, int taps, const int64_t* off,
+                          const float* packed, int o_total, bool narrow, float* out, int height, int width) {
+  if (narrow) {
+    for (int i = 0; i < height; ++i)
+      forward_narrow_row(src + int64_t(i) * src_width * c_in, off, taps, c_in, packed, o_total,
+                         out + int64_t(i) * width * o_total, width);
+    return;
+  }
+  const int64_t opad = (o_total + VW - 1) / VW * VW;
+  for (int o0 = 0; o0 < o_total; o0 += MAX_OV * VW) {
+    const int o_valid = std::min(o_total - o0, MAX_OV * VW);
+    const int ov = (o_valid + VW - 1) / VW;
+    const auto [count, r] = row_tiles(width, max_r(ov));
+    const ForwardTile tile = forward_tile_for(ov, r);
+    for (int i = 0; i < height; ++i) {
+      const float* row = src + int64_t(i) * src_width * c_in;
+      float* out_row = out + int64_t(i) * width * o_total + o0;
+      for (int k = 0; k < count; ++k) {
+        const int j = std::min(k * r, width - r);
+        tile(row + int64_t(j) * c_in, off, taps, c_in, packed + o0, opad, out_row + int64_t(j) * o_total,
+             o_total, o_valid);
+      }
+    }
+  }
+}
+
+// ---- weight gradient, wide outputs: CB input channels x OV output vectors, summed over pixels --
+
+// src: the buffer at the tap's offset and at channel c0; gp: the output gradient of the image
+// with each pixel padded to opad floats, at this chunk's first output; dw: rows of opad floats.
+template <int OV, int CB>
+void weight_tile(const float* src, int64_t src_row, int c_in, const float* gp, int64_t opad, int height,
+                 int width, float* dw) {
+  V acc[CB][OV];
+#pragma GCC unroll 32
+  for (int c = 0; c < CB; ++c)
+#pragma GCC unroll 4
+    for (int v = 0; v < OV; ++v) acc[c][v] = V{};
+  for (int i = 0; i < height; ++i) {
+    const float* s = src + int64_t(i) * src_row;
+    const float* gr = gp + int64_t(i) * width * opad;
+    for (int j = 0; j < width; ++j, s += c_in, gr += opad) {
+      V gv[OV];
+#pragma GCC unroll 4
+      for (int v = 0; v < OV; ++v) gv[v] = load(gr + v * VW);
+#pragma GCC unroll 32
+      for (int c = 0; c < CB; ++c) {
+        const V x = splat(s[c]);
+#pragma GCC unroll 4
+        for (int v = 0; v < OV; ++v) acc[c][v] += x * gv[v];
+      }
+    }
+  }
+  for (int c = 0; c < CB; ++c)
+    for (int v = 0; v < OV; ++v) store(dw + c * opad + v * VW, load(dw + c * opad + v * VW) + acc[c][v]);
+}
+
+using WeightTile = void (*)(const float*, int64_t, int, const float*, int64_t, int, int, float*);
+
+template <int OV, int... Cs>
+constexpr std::array<WeightTile, sizeof...(Cs)> weight_tiles(std::integer_sequence<int, Cs...>) {
+  return {&weight_tile<OV, Cs + 1>...};
+}
+
+inline WeightTile weight_tile_for(int ov, int cb) {
+  static const auto t1 = weight_tiles<1>(std::make_integer_sequence<int, max_r(1)>{});
+  static const auto t2 = weight_tiles<2>(std::make_integer_sequence<int, max_r(2)>{});
+  static const auto t3 = weight_tiles<3>(std::make_integer_sequence<int, max_r(3)>{});
+  static const auto t4 = weight_tiles<4>(std::make_integer_sequence<int, max_r(4)>{});
+  switch (ov) {
+    case 1: return t1[cb - 1];
+    case 2: return t2[cb - 1];
+    case 3: return t3[cb - 1];
+    default: return t4[cb - 1];
+  }
+}
+
+// dw (T, C, opad) += this image's contribution; gp: its output gradient (height, width, opad).
+inline void weight_image_wide(const float* src, int src_width, int c_in, int taps, const int64_t* off,
+                              const float* gp, int o_total, int height, int width, float* dw) {
+  const int64_t opad = (o_total + VW - 1) / VW * VW;
+  for (int o0 = 0; o0 < o_total; o0 += MAX_OV * VW) {
+    const int ov = (std::min(o_total - o0, MAX_OV * VW) + VW - 1) / VW;
+    const int most = max_r(ov);
+    for (int t = 0; t < taps; ++t) {
+      for (int c0 = 0; c0 < c_in; c0 += most) {
+        const int cb = std::min(most, c_in - c0);
+        weight_tile_for(ov, cb)(src + off[t] + c0, int64_t(src_width) * c_in, c_in, gp + o0, opad, height, width,
+                                dw + (int64_t(t) * c_in + c0) * opad + o0);
+      }
+    }
+  }
+}
+
+// Narrow outputs: vectors along the input channels; dw (T, C, O) unpadded; go: (height, width, O).
+inline void weight_image_narrow(const float* src, int src_width, int c_in, int taps, const int64_t* off,
+                                const float* go, int o_total, int height, int width, float* dw) {
+  const int c_vec = c_in - c_in % VW;
+  for (int t = 0; t < taps; ++t) {
+    const float* st = src + off[t];
+    for (int o = 0; o < o_total; ++o) {
+      for (int c0 = 0; c0 < c_vec; c0 += MAX_OV * VW) {
+        const int nv = std::min(MAX_OV, (c_vec - c0) / VW);
+        V acc[2][MAX_OV] = {};  // even and odd pixels: two independent chains
+        for (int i = 0; i < height; ++i) {
+          const float* s = st + int64_t(i) * src_width * c_in + c0;
+          const float* gr = go + int64_t(i) * width * o_total + o;
+          for (int j = 0; j < width; ++j) {
+            const V gv = splat(gr[int64_t(j) * o_total]);
+            for (int v = 0; v < nv; ++v) acc[j & 1][v] += load(s + int64_t(j) * c_in + v * VW) * gv;
+          }
+        }
+        for (int v = 0; v < nv; ++v) {
+          const V total = acc[0][v] + acc[1][v];
+          for (int k = 0; k < VW; ++k) dw[(int64_t(t) * c_in + c0 + v * VW + k) * o_total + o] += total[k];
+        }
+      }
+      for (int c = c_vec; c < c_in; ++c) {
+        float total = 0.0f;
+        for (int i = 0; i < height; ++i)
+          for (int j = 0; j < width; ++j)
+            total += st[(int64_t(i) * src_width + j) * c_in + c] * go[(int64_t(i) * width + j) * o_total + o];
+        dw[(int64_t(t) * c_in + c) * o_total + o] += total;
+      }
+    }
+  }
+}
+
+// The table dispatch.cpp chooses from.
+inline Kernels kernels() {
+  return {MG_ISA_NAME, VW, &forward_image, &weight_image_wide, &weight_image_narrow};
+}
+
+}  // namespace MG_ISA
+}  // namespace mg_kernels

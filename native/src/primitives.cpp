@@ -1,0 +1,108 @@
+// The tap convolution as three MLX primitives (forward, input gradient, weight gradient), so
+// that it composes with mx.compile, mx.grad and MLX's streams like any built-in operation.
+// CPU only: on a GPU stream the Python side never calls it (mlx_generative/nn/native.py).
+#include "primitives.h"
+
+#include <stdexcept>
+
+#include "mlx/backend/cpu/encoder.h"
+
+namespace mg_kernels {
+
+namespace mx = mlx::core;
+
+namespace {
+
+void no_gpu(const char* name) {
+  throw std::runtime_error(std::string(name) + " has no GPU kernel: use the pure-MLX convolution on a GPU stream");
+}
+
+// Allocates the output, then returns the encoder that runs work on the stream's own thread,
+// after everything queued before it. The work must capture raw pointers taken after this call.
+mx::cpu::CommandEncoder& prepare(mx::Stream stream, const std::vector<mx::array>& inputs, mx::array& out) {
+  out.set_data(mx::allocator::malloc(out.nbytes()));
+  auto& encoder = mx::cpu::get_command_encoder(stream);
+  for (const auto& a : inputs) encoder.set_input_array(a);
+  encoder.set_output_array(out);
+  return encoder;
+}
+
+}  // namespace
+
+void TapConv::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) {
+  auto& encoder = prepare(stream(), inputs, out);
+  encoder.dispatch([g = geometry_, x = inputs[0].data<float>(), w = inputs[1].data<float>(), y = out.data<float>()] {
+    forward(g, x, w, y);
+  });
+}
+
+void TapConv::eval_gpu(const std::vector<mx::array>&, mx::array&) { no_gpu(name()); }
+
+std::vector<mx::array> TapConv::vjp(const std::vector<mx::array>& primals, const std::vector<mx::array>& cotangents,
+                                    const std::vector<int>& argnums, const std::vector<mx::array>&) {
+  const mx::array& x = primals[0];
+  const mx::array& w = primals[1];
+  // The cotangent may be a broadcast or a strided view: the loops read plain row-major arrays.
+  const mx::array dy = mx::contiguous(cotangents[0], false, stream());
+  std::vector<mx::array> grads;
+  for (int arg : argnums) {
+    if (arg == 0)
+      grads.emplace_back(x.shape(), mx::float32, std::make_shared<TapConvInputGrad>(stream(), geometry_),
+                         std::vector<mx::array>{dy, w});
+    else
+      grads.emplace_back(w.shape(), mx::float32, std::make_shared<TapConvWeightGrad>(stream(), geometry_),
+                         std::vector<mx::array>{x, dy});
+  }
+  return grads;
+}
+
+bool TapConv::is_equivalent(const mx::Primitive& other) const {
+  return geometry_ == static_cast<const TapConv&>(other).geometry_;
+}
+
+void TapConvInputGrad::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) {
+  auto& encoder = prepare(stream(), inputs, out);
+  encoder.dispatch([g = geometry_, dy = inputs[0].data<float>(), w = inputs[1].data<float>(), dx = out.data<float>()] {
+    input_grad(g, dy, w, dx);
+  });
+}
+
+void TapConvInputGrad::eval_gpu(const std::vector<mx::array>&, mx::array&) { no_gpu(name()); }
+
+bool TapConvInputGrad::is_equivalent(const mx::Primitive& other) const {
+  return geometry_ == static_cast<const TapConvInputGrad&>(other).geometry_;
+}
+
+void TapConvWeightGrad::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) {
+  auto& encoder = prepare(stream(), inputs, out);
+  encoder.dispatch([g = geometry_, x = inputs[0].data<float>(), dy = inputs[1].data<float>(), dw = out.data<float>()] {
+    weight_grad(g, x, dy, dw);
+  });
+}
+
+void TapConvWeightGrad::eval_gpu(const std::vector<mx::array>&, mx::array&) { no_gpu(name()); }
+
+bool TapConvWeightGrad::is_equivalent(const mx::Primitive& other) const {
+  return geometry_ == static_cast<const TapConvWeightGrad&>(other).geometry_;
+}
+
+mx::array tap_conv(const mx::array& x, const mx::array& w, const std::vector<std::pair<int, int>>& taps, int margin,
+                   std::array<int, 4> pad, mx::StreamOrDevice s) {
+  if (x.ndim() != 4) throw std::invalid_argument("tap_conv: x must be (N, H, W, C), got " + std::to_string(x.ndim()) + " dimensions");
+  if (w.ndim() != 3) throw std::invalid_argument("tap_conv: w must be (taps, C_in, C_out), got " + std::to_string(w.ndim()) + " dimensions");
+  if (x.dtype() != mx::float32 || w.dtype() != mx::float32) throw std::invalid_argument("tap_conv: x and w must be float32");
+  Geometry g;
+  g.n = x.shape(0), g.h = x.shape(1), g.w = x.shape(2), g.c = x.shape(3), g.o = w.shape(2);
+  g.pad = pad, g.margin = margin, g.taps = taps;
+  if (w.shape(0) != int(taps.size()) || w.shape(1) != g.c)
+    throw std::invalid_argument("tap_conv: w must be (" + std::to_string(taps.size()) + ", " + std::to_string(g.c) +
+                                ", C_out) for " + std::to_string(taps.size()) + " taps and " + std::to_string(g.c) +
+                                " input channels");
+  check(g);
+  const mx::Stream stream = mx::to_stream(s);
+  if (stream.device != mx::Device::cpu) throw std::invalid_argument("tap_conv runs on CPU streams only");
+  return mx::array({g.n, g.ho(), g.wo(), g.o}, mx::float32, std::make_shared<TapConv>(stream, g),
+                   {mx::contiguous(x, false, stream), mx::contiguous(w, false, stream)});
+}
+
+}  // namespace mg_kernels

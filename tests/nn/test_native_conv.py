@@ -1,0 +1,204 @@
+"""The native tap convolution (native/, `uv sync --extra fast`) against the pure-MLX one.
+
+Skipped where the extension is not installed. Every instruction set this CPU runs is
+checked (the loops differ per vector width), over random shapes, tap sets and paddings:
+values, input gradients and weight gradients, against nn/conv.py's ``tap_conv`` of the
+zero-padded input (itself checked against mx.conv2d in test_conv.py).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import mlx.core as mx
+import numpy as np
+import pytest
+
+from mlx_generative.nn import conv, layers
+from mlx_generative.runtime import native
+
+kernels = pytest.importorskip("mlx_generative_kernels", reason="native kernels not built (uv sync --extra fast)")
+INSTRUCTION_SETS = kernels.available_instruction_sets().split(", ")
+
+
+@pytest.fixture(params=INSTRUCTION_SETS)
+def instruction_set(request):
+    previous = kernels.instruction_set()
+    kernels.use_instruction_set(request.param)
+    yield request.param
+    kernels.use_instruction_set(previous)
+
+
+def _close(a, b, tol=2e-4):
+    a, b = np.array(a), np.array(b)
+    assert a.shape == b.shape
+    np.testing.assert_allclose(a, b, rtol=tol, atol=tol * max(1.0, float(np.abs(b).max())))
+
+
+def _reference(x, w, taps, margin, pad):
+    top, bottom, left, right = pad
+    return conv.tap_conv(tuple(taps), margin)(mx.pad(x, [(0, 0), (top, bottom), (left, right), (0, 0)]), w)
+
+
+def _native(x, w, taps, margin, pad):
+    return kernels.tap_conv(x, w, list(taps), margin, tuple(pad))
+
+
+def _check(x, w, taps, margin, pad):
+    ref = _reference(x, w, taps, margin, pad)
+    _close(_native(x, w, taps, margin, pad), ref)
+    probe = mx.random.normal(ref.shape)  # a generic cotangent, not all ones
+
+    def loss(f):
+        return lambda x, w: mx.sum(f(x, w, taps, margin, pad) * probe)
+
+    for ours, theirs in zip(mx.grad(loss(_native), argnums=(0, 1))(x, w),
+                            mx.grad(loss(_reference), argnums=(0, 1))(x, w)):
+        _close(ours, theirs)
+
+
+def _random_case(rng):
+    """A random geometry: square kernels, the stride-2 layers' tap sets, or any taps at all."""
+    kind = rng.integers(3)
+    if kind == 0:
+        k = int(rng.integers(1, 5))
+        taps, margin = [(dy, dx) for dy in range(k) for dx in range(k)], k - 1
+    elif kind == 1:
+        ry, rx = rng.integers(2, size=2)
+        taps, margin = [(int(ry + a), int(rx + b)) for a in (0, 1) for b in (0, 1)], 2
+    else:
+        margin = int(rng.integers(0, 4))
+        count = int(rng.integers(1, (margin + 1) ** 2 + 1))
+        cells = rng.choice((margin + 1) ** 2, size=count, replace=False)
+        taps = [(int(c // (margin + 1)), int(c % (margin + 1))) for c in cells]
+    pad = tuple(int(p) for p in rng.integers(0, 3, size=4))
+    n = int(rng.integers(1, 5))
+    h = int(rng.integers(max(1, margin + 1 - pad[0] - pad[1]), 12))
+    w = int(rng.integers(max(1, margin + 1 - pad[2] - pad[3]), 30))
+    c, o = (int(v) for v in rng.choice([1, 2, 3, 5, 8, 16, 17, 32, 33, 64, 70, 128], size=2))
+    return (n, h, w, c), (len(taps), c, o), taps, margin, pad
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_geometries_match_the_pure_mlx_convolution(instruction_set, seed):
+    rng = np.random.default_rng(seed)
+    x_shape, w_shape, taps, margin, pad = _random_case(rng)
+    mx.random.seed(seed)
+    _check(mx.random.normal(x_shape), mx.random.normal(w_shape), taps, margin, pad)
+
+
+# The package's own layers: every convolution of the AE, VAE and DDPM at batch 3.
+LAYER_CASES = [
+    ((3, 28, 28, 1), 3, 16, 1),  # the UNet's stem
+    ((3, 14, 14, 32), 3, 32, 1),  # a 14x14 residual block
+    ((3, 7, 7, 64), 3, 64, 1),  # the middle block
+    ((3, 28, 28, 32), 3, 1, 1),  # the output convolution: one output channel
+    ((3, 28, 28, 16), 3, 32, 0),
+]
+
+
+@pytest.mark.parametrize("x_shape,k,out_c,p", LAYER_CASES)
+def test_the_models_convolutions_match(instruction_set, x_shape, k, out_c, p):
+    mx.random.seed(3)
+    w = conv.tap_weights(mx.random.normal((out_c, k, k, x_shape[-1])))
+    _check(mx.random.normal(x_shape), w, conv.square_taps(k), k - 1, (p, p, p, p))
+
+
+@pytest.mark.parametrize("layer", [layers.Down(16, 32), layers.Up(64, 32), conv.Conv2d(32, 32, 3, padding=1)])
+def test_layers_give_the_same_values_and_gradients_with_and_without_it(layer, monkeypatch):
+    mx.random.seed(4)
+    x = mx.random.normal((2, 14, 14, layer.weight.shape[-1]))
+
+    def value_and_grads():
+        def loss(params, x):
+            layer.update(params)
+            return mx.sum(layer(x) ** 2)
+        return mx.value_and_grad(loss, argnums=(0, 1))(layer.trainable_parameters(), x)
+
+    with_native = value_and_grads()
+    monkeypatch.setattr(native, "conv_for", lambda x, w: None)
+    without = value_and_grads()
+    _close(with_native[0], without[0])
+    for a, b in zip(with_native[1][1:], without[1][1:]):
+        _close(a, b)
+    _close(with_native[1][0]["weight"], without[1][0]["weight"])
+    _close(with_native[1][0]["bias"], without[1][0]["bias"])
+
+
+def test_works_under_compile_and_on_another_stream():
+    mx.random.seed(5)
+    x, w = mx.random.normal((4, 10, 10, 8)), mx.random.normal((9, 8, 16))
+    taps = conv.square_taps(3)
+    grad = mx.compile(mx.grad(lambda x, w: mx.sum(_native(x, w, taps, 2, (1, 1, 1, 1)) ** 2), argnums=(0, 1)))
+    ref = mx.grad(lambda x, w: mx.sum(_reference(x, w, taps, 2, (1, 1, 1, 1)) ** 2), argnums=(0, 1))(x, w)
+    with mx.stream(mx.new_stream(mx.cpu)):
+        ours = grad(x, w)
+    for a, b in zip(ours, ref):
+        _close(a, b)
+
+
+def test_threads_do_not_change_the_result():
+    mx.random.seed(6)
+    x, w = mx.random.normal((16, 14, 14, 32)), mx.random.normal((9, 32, 32))
+    taps = conv.square_taps(3)
+    previous = kernels.threads()
+    results = []
+    try:
+        for threads in (1, 2, 3):
+            kernels.set_threads(threads)
+            y = _native(x, w, taps, 2, (1, 1, 1, 1))
+            results.append([y, *mx.grad(lambda x, w: mx.sum(_native(x, w, taps, 2, (1, 1, 1, 1)) ** 2),
+                                         argnums=(0, 1))(x, w)])
+    finally:
+        kernels.set_threads(previous)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            _close(a, b, tol=1e-5)
+
+
+def test_a_strided_cotangent_is_read_correctly():
+    # A broadcast cotangent (stride 0), as the gradient of a sum gives, must not be read as dense.
+    mx.random.seed(7)
+    x, w = mx.random.normal((2, 6, 6, 4)), mx.random.normal((4, 4, 8))
+    taps = [(0, 0), (0, 1), (1, 0), (1, 1)]
+    ours = mx.grad(lambda x, w: mx.sum(_native(x, w, taps, 1, (0, 0, 0, 0))), argnums=(0, 1))(x, w)
+    ref = mx.grad(lambda x, w: mx.sum(_reference(x, w, taps, 1, (0, 0, 0, 0))), argnums=(0, 1))(x, w)
+    for a, b in zip(ours, ref):
+        _close(a, b)
+
+
+@pytest.mark.parametrize("x_shape,w_shape,taps,margin,pad,message", [
+    ((2, 5, 5), (1, 5, 3), [(0, 0)], 0, (0, 0, 0, 0), "x must be (N, H, W, C)"),
+    ((1, 5, 5, 4), (2, 4, 3), [(0, 0)], 0, (0, 0, 0, 0), "w must be (1, 4, C_out)"),
+    ((1, 5, 5, 4), (1, 3, 3), [(0, 0)], 0, (0, 0, 0, 0), "w must be (1, 4, C_out)"),
+    ((1, 5, 5, 4), (1, 4, 3), [(0, 3)], 2, (0, 0, 0, 0), "tap (0, 3) outside 0..2"),
+    ((1, 2, 2, 4), (1, 4, 3), [(0, 0)], 3, (0, 0, 0, 0), "margin leaves no output"),
+    ((1, 5, 5, 4), (1, 4, 3), [(0, 0)], 0, (0, -1, 0, 0), "padding must be >= 0"),
+])
+def test_bad_geometry_is_a_clear_error(x_shape, w_shape, taps, margin, pad, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        kernels.tap_conv(mx.zeros(x_shape), mx.zeros(w_shape), taps, margin, pad)
+
+
+def test_only_float32_on_the_cpu_is_sent_to_it():
+    x = mx.zeros((1, 4, 4, 2))
+    assert native.conv_for(x, mx.zeros((1, 2, 2))) is kernels.tap_conv
+    assert native.conv_for(x.astype(mx.float16), mx.zeros((1, 2, 2), dtype=mx.float16)) is None
+    with pytest.raises(ValueError, match="float32"):
+        kernels.tap_conv(x.astype(mx.float16), mx.zeros((1, 2, 2), dtype=mx.float16), [(0, 0)], 0, (0, 0, 0, 0))
+
+
+def test_an_unknown_instruction_set_names_the_ones_this_cpu_runs():
+    with pytest.raises(ValueError, match="this CPU runs " + INSTRUCTION_SETS[0]):
+        kernels.use_instruction_set("sse9")
+
+
+@pytest.mark.parametrize("setting,expected", [("0", "off (MLX_GENERATIVE_NATIVE=0)"), ("1", "mlx_generative_kernels:"),
+                                              ("auto", "mlx_generative_kernels:")])
+def test_the_environment_switch(setting, expected):
+    code = "from mlx_generative.runtime import native; print(native.describe())"
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, native.ENV_VAR: setting},
+                         capture_output=True, text=True, check=True).stdout
+    assert out.startswith(expected)
