@@ -19,6 +19,9 @@ import functools
 import mlx.core as mx
 import mlx.nn as nn
 
+from ..runtime import native
+from .activations import silu
+
 
 def _grouped(x: mx.array, groups: int) -> mx.array:
     """(N, ..., C) -> (N, pixels, groups, C / groups), a reshape without a copy."""
@@ -66,3 +69,12 @@ class GroupNorm(nn.Module):
 
     def __call__(self, x: mx.array) -> mx.array:
         return self.weight * _normalize(self.groups, self.eps)(x) + self.bias
+
+
+def group_norm_silu(norm: GroupNorm, x: mx.array) -> mx.array:
+    """``silu(norm(x))``: one native pass when the optional kernels run here (runtime/native.py),
+    which reads and writes the activation once instead of in several fused MLX loops."""
+    fused = native.group_norm_silu_for(x, norm.weight)
+    if fused is not None:
+        return fused(x, norm.weight, norm.bias, norm.groups, norm.eps)
+    return silu(norm(x))

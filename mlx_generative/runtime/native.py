@@ -3,11 +3,11 @@
     uv sync --extra fast        # CMake >= 3.24 and a C++20 compiler; see README, "Speed"
 
 When the extension (the ``mlx-generative-kernels`` distribution) is installed, every
-convolution in ``nn/`` that runs on a CPU stream in float32 goes through its MLX primitive:
-vectorised loops (AVX-512, AVX2 or SSE2, chosen at run time; NEON on ARM) that read the
-unpadded input in place, with the input and weight gradients written out by hand. Without
-it, the pure-MLX layers in ``nn/conv.py`` run, as they always can: nothing in the package
-needs a compiler.
+convolution in ``nn/`` that runs on a CPU stream in float32, and the UNet's GroupNorm + SiLU,
+go through its MLX primitives: vectorised loops (AVX-512, AVX2 or SSE2, chosen at run time;
+NEON on ARM) with their gradients written out by hand. Without it, the pure-MLX layers in
+``nn/conv.py``, ``nn/norm.py`` and ``nn/activations.py`` run, as they always can: nothing in
+the package needs a compiler.
 
 Environment:
   MLX_GENERATIVE_NATIVE=0      the pure-MLX layers even where the extension is installed
@@ -59,17 +59,25 @@ def kernels():
     return mlx_generative_kernels
 
 
-def conv_for(x: mx.array, w: mx.array):
-    """The native ``tap_conv(x, w, taps, margin, pad)`` when it can run this product, else None.
-
-    It runs float32 on CPU streams only: on a GPU (Metal, CUDA) MLX's own kernels are used.
-    """
+def _runs(*arrays: mx.array):
+    """The extension, if its kernels can take these arrays here: float32 on a CPU stream (on a
+    GPU, Metal or CUDA, MLX's own kernels are used); else None."""
     native = kernels()
-    if native is None or x.dtype != mx.float32 or w.dtype != mx.float32:
+    if native is None or any(a.dtype != mx.float32 for a in arrays) or mx.default_device() != mx.cpu:
         return None
-    if mx.default_device() != mx.cpu:
-        return None
-    return native.tap_conv
+    return native
+
+
+def conv_for(x: mx.array, w: mx.array):
+    """The native ``tap_conv(x, w, taps, margin, pad)`` when it can run this product, else None."""
+    native = _runs(x, w)
+    return native.tap_conv if native else None
+
+
+def group_norm_silu_for(x: mx.array, weight: mx.array):
+    """The native ``group_norm_silu(x, weight, bias, groups, eps)`` when it can run, else None."""
+    native = _runs(x, weight)
+    return native.group_norm_silu if native else None
 
 
 def describe() -> str:

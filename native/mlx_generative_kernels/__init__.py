@@ -1,5 +1,5 @@
-"""Native CPU kernels for mlx-generative: a tap convolution (the package's every convolution)
-with its input and weight gradients, as MLX primitives. Optional: mlx_generative.nn.native
+"""Native CPU kernels for mlx-generative, as MLX primitives with their gradients: a tap
+convolution (the package's every convolution) and a fused GroupNorm + SiLU (the UNet's). Optional: mlx_generative.nn.native
 uses them when this is installed, and the pure-MLX layers otherwise.
 
     uv sync --extra fast      # builds this (CMake >= 3.24, a C++20 compiler)
@@ -9,6 +9,7 @@ import mlx.core as mx  # before _ext: it links against the libmlx this loads
 
 from ._ext import (  # noqa: E402
     available_instruction_sets,
+    group_norm_silu,
     instruction_set,
     set_threads,
     tap_conv,
@@ -16,7 +17,7 @@ from ._ext import (  # noqa: E402
     use_instruction_set,
 )
 
-__all__ = ["available_instruction_sets", "instruction_set", "set_threads", "tap_conv", "threads",
+__all__ = ["available_instruction_sets", "group_norm_silu", "instruction_set", "set_threads", "tap_conv", "threads",
            "use_instruction_set"]
 
 

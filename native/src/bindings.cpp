@@ -7,6 +7,7 @@
 #include <nanobind/stl/vector.h>
 
 #include "isa.h"
+#include "threads.h"
 #include "primitives.h"
 
 namespace nb = nanobind;
@@ -19,6 +20,10 @@ NB_MODULE(_ext, m) {
         "y[n, i, j] = sum_t xpad[n, i + dy_t, j + dx_t] @ w[t]: x (N, H, W, C) float32, w (T, C, O), "
         "taps [(dy, dx)], pad (top, bottom, left, right); y (N, H + top + bottom - margin, "
         "W + left + right - margin, O). Differentiable in x and w; CPU streams only.");
+  m.def("group_norm_silu", &mg_kernels::group_norm_silu, "x"_a, "weight"_a, "bias"_a, "groups"_a, "eps"_a,
+        nb::kw_only(), "stream"_a = nb::none(),
+        "silu(GroupNorm(x) * weight + bias) over (N, ..., C) float32 with `groups` groups of channels, as "
+        "nn.GroupNorm(pytorch_compatible=True) then nn.silu. Differentiable in x, weight and bias; CPU streams only.");
   m.def("set_threads", &mg_kernels::set_threads, "threads"_a, "Threads a convolution may use (at least 1).");
   m.def("threads", &mg_kernels::threads);
   m.def("instruction_set", [] { return std::string(mg_kernels::kernels().name); },

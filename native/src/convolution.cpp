@@ -3,44 +3,23 @@
 #include "convolution.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cstring>
 #include <stdexcept>
 #include <string>
-#include <thread>
 
 #include "isa.h"
+#include "threads.h"
 
 namespace mg_kernels {
 
 namespace {
 
-std::atomic<int> thread_count{int(std::max(1u, std::thread::hardware_concurrency()))};
+int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 
 // A thread costs tens of microseconds to start: give each at least this much work.
 constexpr int64_t MULTIPLY_ADDS_PER_THREAD = 4 << 20;
 
-int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
-
-// Runs body(worker, first, last) over [0, items) split into near-equal contiguous parts.
-template <class Body>
-void parallel_for(int items, int workers, Body body) {
-  workers = std::max(1, std::min(workers, items));
-  if (workers == 1) {
-    body(0, 0, items);
-    return;
-  }
-  std::vector<std::thread> pool;
-  for (int k = 1; k < workers; ++k)
-    pool.emplace_back(body, k, int(int64_t(items) * k / workers), int(int64_t(items) * (k + 1) / workers));
-  body(0, 0, int(int64_t(items) / workers));
-  for (auto& t : pool) t.join();
-}
-
-int workers_for(const Geometry& g) {
-  const int64_t by_work = std::max<int64_t>(1, g.multiply_adds() / MULTIPLY_ADDS_PER_THREAD);
-  return int(std::min<int64_t>({int64_t(threads()), by_work, int64_t(g.n)}));
-}
+int conv_workers(const Geometry& g) { return workers_for(g.multiply_adds(), MULTIPLY_ADDS_PER_THREAD, g.n); }
 
 // One image of x, zero-padded: the buffer's border is zeroed once, the interior rewritten per image.
 class PaddedImage {
@@ -114,16 +93,13 @@ void check(const Geometry& g) {
       fail("tap (" + std::to_string(dy) + ", " + std::to_string(dx) + ") outside 0.." + std::to_string(g.margin));
 }
 
-void set_threads(int count) { thread_count.store(std::max(1, count)); }
-int threads() { return thread_count.load(); }
-
 void forward(const Geometry& g, const float* x, const float* w, float* y) {
   const Kernels& k = kernels();
   const int taps = int(g.taps.size());
   const bool narrow = is_narrow(g.o, k.vector_floats);
   const std::vector<float> packed = pack(w, taps, g.c, g.o, false, k);
   const int64_t out_image = int64_t(g.ho()) * g.wo() * g.o;
-  parallel_for(g.n, workers_for(g), [&](int, int first, int last) {
+  parallel_for(g.n, conv_workers(g), [&](int, int first, int last) {
     PaddedImage image(g.h, g.w, g.c, g.pad);
     const std::vector<int64_t> off = tap_offsets(g.taps, image.cols(), g.c);
     for (int n = first; n < last; ++n)
@@ -152,7 +128,7 @@ void input_grad(const Geometry& g, const float* dy, const float* w, float* dx) {
   const bool narrow = is_narrow(g.c, k.vector_floats);
   const std::vector<float> packed = pack(w, taps, g.c, g.o, true, k);
   const int64_t in_image = int64_t(g.h) * g.w * g.c;
-  parallel_for(g.n, workers_for(g), [&](int, int first, int last) {
+  parallel_for(g.n, conv_workers(g), [&](int, int first, int last) {
     PaddedImage grad(g.ho(), g.wo(), g.o, {max_dy, 0, max_dx, 0}, extra_rows, extra_cols);
     const std::vector<int64_t> off = tap_offsets(mirrored, grad.cols(), g.o);
     for (int n = first; n < last; ++n)
@@ -167,7 +143,7 @@ void weight_grad(const Geometry& g, const float* x, const float* dy, float* dw) 
   const bool narrow = is_narrow(g.o, k.vector_floats);
   const int64_t opad = narrow ? g.o : round_up(g.o, k.vector_floats);
   const int64_t out_image = int64_t(g.ho()) * g.wo() * g.o;
-  const int workers = workers_for(g);
+  const int workers = conv_workers(g);
   // Each worker sums its images into its own (T, C, opad) block; the blocks are added at the end.
   std::vector<std::vector<float>> partial(std::max(1, std::min(workers, g.n)));
   parallel_for(g.n, workers, [&](int worker, int first, int last) {

@@ -37,9 +37,4 @@ void forward(const Geometry& g, const float* x, const float* w, float* y);
 void input_grad(const Geometry& g, const float* dy, const float* w, float* dx);
 void weight_grad(const Geometry& g, const float* x, const float* dy, float* dw);
 
-// Threads the loops may use (1 = the calling thread only). The trainer sets 1 when it runs one
-// batch shard per core, as it does for the BLAS (mlx_generative/runtime/parallel.py).
-void set_threads(int threads);
-int threads();
-
 }  // namespace mg_kernels

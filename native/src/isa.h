@@ -16,6 +16,12 @@ struct Kernels {
                             const float* gp, int o_total, int height, int width, float* dw);
   void (*weight_image_narrow)(const float* src, int src_width, int c_in, int taps, const int64_t* off,
                               const float* go, int o_total, int height, int width, float* dw);
+  // GroupNorm + SiLU of one (pixels, channels) image (norm_kernels.h).
+  void (*norm_silu_forward_image)(const float* x, const float* w, const float* b, int pixels, int channels,
+                                  int groups, float eps, float* y, float* scratch);
+  void (*norm_silu_backward_image)(const float* x, const float* w, const float* b, const float* dy, int pixels,
+                                   int channels, int groups, float eps, float* dx, float* dw, float* db,
+                                   float* scratch);
 };
 
 // Outputs narrower than half a vector waste most of a wide tile: they get loops that run their

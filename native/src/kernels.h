@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <utility>
@@ -268,9 +269,12 @@ inline void weight_image_narrow(const float* src, int src_width, int c_in, int t
   }
 }
 
+#include "norm_kernels.h"
+
 // The table dispatch.cpp chooses from.
 inline Kernels kernels() {
-  return {MG_ISA_NAME, VW, &forward_image, &weight_image_wide, &weight_image_narrow};
+  return {MG_ISA_NAME, VW, &forward_image, &weight_image_wide, &weight_image_narrow, &norm_silu_forward_image,
+          &norm_silu_backward_image};
 }
 
 }  // namespace MG_ISA

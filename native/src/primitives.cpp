@@ -105,4 +105,69 @@ mx::array tap_conv(const mx::array& x, const mx::array& w, const std::vector<std
                    {mx::contiguous(x, false, stream), mx::contiguous(w, false, stream)});
 }
 
+void GroupNormSilu::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) {
+  auto& encoder = prepare(stream(), inputs, out);
+  encoder.dispatch([s = shape_, x = inputs[0].data<float>(), w = inputs[1].data<float>(), b = inputs[2].data<float>(),
+                    y = out.data<float>()] { norm_silu_forward(s, x, w, b, y); });
+}
+
+void GroupNormSilu::eval_gpu(const std::vector<mx::array>&, mx::array&) { no_gpu(name()); }
+
+std::vector<mx::array> GroupNormSilu::vjp(const std::vector<mx::array>& primals,
+                                          const std::vector<mx::array>& cotangents, const std::vector<int>& argnums,
+                                          const std::vector<mx::array>&) {
+  const mx::array dy = mx::contiguous(cotangents[0], false, stream());
+  auto grads = mx::array::make_arrays({primals[0].shape(), primals[1].shape(), primals[2].shape()},
+                                      {mx::float32, mx::float32, mx::float32},
+                                      std::make_shared<GroupNormSiluGrad>(stream(), shape_),
+                                      {primals[0], primals[1], primals[2], dy});
+  std::vector<mx::array> wanted;
+  for (int arg : argnums) wanted.push_back(grads[arg]);
+  return wanted;
+}
+
+bool GroupNormSilu::is_equivalent(const mx::Primitive& other) const {
+  return shape_ == static_cast<const GroupNormSilu&>(other).shape_;
+}
+
+void GroupNormSiluGrad::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
+  for (auto& out : outputs) out.set_data(mx::allocator::malloc(out.nbytes()));
+  auto& encoder = mx::cpu::get_command_encoder(stream());
+  for (const auto& a : inputs) encoder.set_input_array(a);
+  for (auto& out : outputs) encoder.set_output_array(out);
+  encoder.dispatch([s = shape_, x = inputs[0].data<float>(), w = inputs[1].data<float>(),
+                    b = inputs[2].data<float>(), dy = inputs[3].data<float>(), dx = outputs[0].data<float>(),
+                    dw = outputs[1].data<float>(), db = outputs[2].data<float>()] {
+    norm_silu_backward(s, x, w, b, dy, dx, dw, db);
+  });
+}
+
+void GroupNormSiluGrad::eval_gpu(const std::vector<mx::array>&, std::vector<mx::array>&) { no_gpu(name()); }
+
+bool GroupNormSiluGrad::is_equivalent(const mx::Primitive& other) const {
+  return shape_ == static_cast<const GroupNormSiluGrad&>(other).shape_;
+}
+
+mx::array group_norm_silu(const mx::array& x, const mx::array& w, const mx::array& b, int groups, float eps,
+                          mx::StreamOrDevice s) {
+  if (x.ndim() < 2) throw std::invalid_argument("group_norm_silu: x must be (N, ..., C)");
+  const int channels = x.shape(-1);
+  if (w.ndim() != 1 || b.ndim() != 1 || w.shape(0) != channels || b.shape(0) != channels)
+    throw std::invalid_argument("group_norm_silu: weight and bias must be (" + std::to_string(channels) + ",)");
+  if (x.dtype() != mx::float32 || w.dtype() != mx::float32 || b.dtype() != mx::float32)
+    throw std::invalid_argument("group_norm_silu: x, weight and bias must be float32");
+  if (groups < 1 || channels % groups)
+    throw std::invalid_argument("group_norm_silu: groups=" + std::to_string(groups) + " must divide " +
+                                std::to_string(channels) + " channels");
+  if (x.size() == 0) throw std::invalid_argument("group_norm_silu: empty input");
+  NormShape shape;
+  shape.n = x.shape(0), shape.channels = channels, shape.groups = groups, shape.eps = eps;
+  shape.pixels = int(x.size() / (size_t(shape.n) * channels));
+  const mx::Stream stream = mx::to_stream(s);
+  if (stream.device != mx::Device::cpu) throw std::invalid_argument("group_norm_silu runs on CPU streams only");
+  return mx::array(x.shape(), mx::float32, std::make_shared<GroupNormSilu>(stream, shape),
+                   {mx::contiguous(x, false, stream), mx::contiguous(w, false, stream),
+                    mx::contiguous(b, false, stream)});
+}
+
 }  // namespace mg_kernels

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "convolution.h"
+#include "group_norm.h"
 #include "mlx/mlx.h"
 #include "mlx/primitives.h"
 
@@ -56,6 +57,38 @@ class TapConvWeightGrad : public mlx::core::UnaryPrimitive {
 
  private:
   Geometry geometry_;
+};
+
+// y = silu(GroupNorm(x) * w + b): x (N, ..., C), w and b (C). Differentiable in x, w and b.
+mlx::core::array group_norm_silu(const mlx::core::array& x, const mlx::core::array& w, const mlx::core::array& b,
+                                 int groups, float eps, mlx::core::StreamOrDevice s = {});
+
+class GroupNormSilu : public mlx::core::UnaryPrimitive {
+ public:
+  GroupNormSilu(mlx::core::Stream stream, NormShape shape) : UnaryPrimitive(stream), shape_(shape) {}
+  void eval_cpu(const std::vector<mlx::core::array>& inputs, mlx::core::array& out) override;
+  void eval_gpu(const std::vector<mlx::core::array>& inputs, mlx::core::array& out) override;
+  std::vector<mlx::core::array> vjp(const std::vector<mlx::core::array>& primals,
+                                    const std::vector<mlx::core::array>& cotangents, const std::vector<int>& argnums,
+                                    const std::vector<mlx::core::array>& outputs) override;
+  const char* name() const override { return "GroupNormSilu"; }
+  bool is_equivalent(const mlx::core::Primitive& other) const override;
+
+ private:
+  NormShape shape_;
+};
+
+// (dx, dw, db) from (x, w, b, dy), in one primitive: they share every pass.
+class GroupNormSiluGrad : public mlx::core::Primitive {
+ public:
+  GroupNormSiluGrad(mlx::core::Stream stream, NormShape shape) : Primitive(stream), shape_(shape) {}
+  void eval_cpu(const std::vector<mlx::core::array>& inputs, std::vector<mlx::core::array>& outputs) override;
+  void eval_gpu(const std::vector<mlx::core::array>& inputs, std::vector<mlx::core::array>& outputs) override;
+  const char* name() const override { return "GroupNormSiluGrad"; }
+  bool is_equivalent(const mlx::core::Primitive& other) const override;
+
+ private:
+  NormShape shape_;
 };
 
 }  // namespace mg_kernels

@@ -15,26 +15,11 @@ import sys
 import mlx.core as mx
 import numpy as np
 import pytest
+from native_helpers import INSTRUCTION_SETS, kernels
+from native_helpers import close as _close
 
 from mlx_generative.nn import conv, layers
 from mlx_generative.runtime import native
-
-kernels = pytest.importorskip("mlx_generative_kernels", reason="native kernels not built (uv sync --extra fast)")
-INSTRUCTION_SETS = kernels.available_instruction_sets().split(", ")
-
-
-@pytest.fixture(params=INSTRUCTION_SETS)
-def instruction_set(request):
-    previous = kernels.instruction_set()
-    kernels.use_instruction_set(request.param)
-    yield request.param
-    kernels.use_instruction_set(previous)
-
-
-def _close(a, b, tol=2e-4):
-    a, b = np.array(a), np.array(b)
-    assert a.shape == b.shape
-    np.testing.assert_allclose(a, b, rtol=tol, atol=tol * max(1.0, float(np.abs(b).max())))
 
 
 def _reference(x, w, taps, margin, pad):

@@ -32,7 +32,7 @@ import mlx.nn as nn
 from ...nn.activations import silu
 from ...nn.conv import Conv2d
 from ...nn.layers import Down, Up, timestep_embedding
-from ...nn.norm import GroupNorm
+from ...nn.norm import GroupNorm, group_norm_silu
 from ..base import BaseModelArgs
 
 
@@ -60,9 +60,9 @@ class ResBlock(nn.Module):
         self.skip = Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else None
 
     def __call__(self, x: mx.array, temb: mx.array) -> mx.array:
-        h = self.conv1(silu(self.norm1(x)))
+        h = self.conv1(group_norm_silu(self.norm1, x))  # silu(norm1(x))
         h = h + self.time(temb)[:, None, None, :]  # (N, C) broadcast over H, W
-        h = self.conv2(silu(self.norm2(h)))
+        h = self.conv2(group_norm_silu(self.norm2, h))
         return h + (self.skip(x) if self.skip is not None else x)
 
 

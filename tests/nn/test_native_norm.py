@@ -1,0 +1,96 @@
+"""The native GroupNorm + SiLU (native/, `uv sync --extra fast`) against the pure-MLX layers
+it replaces, nn/norm.py's GroupNorm followed by nn/activations.py's silu: values and the
+gradients in x, weight and bias, on every instruction set this CPU runs. Skipped where the
+extension is not installed."""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import numpy as np
+import pytest
+from mlx.utils import tree_flatten
+from native_helpers import close, kernels
+
+from mlx_generative.families.ddpm.unet import ResBlock
+from mlx_generative.nn import norm
+from mlx_generative.nn.activations import silu
+from mlx_generative.runtime import native
+
+
+def _reference(x, w, b, groups, eps):
+    return silu(w * norm._normalize(groups, eps)(x) + b)
+
+
+def _native(x, w, b, groups, eps):
+    return kernels.group_norm_silu(x, w, b, groups, eps)
+
+
+def _check(x, w, b, groups, eps=1e-5):
+    ref = _reference(x, w, b, groups, eps)
+    close(_native(x, w, b, groups, eps), ref)
+    probe = mx.random.normal(ref.shape)
+
+    def loss(f):
+        return lambda x, w, b: mx.sum(f(x, w, b, groups, eps) * probe)
+
+    for ours, theirs in zip(mx.grad(loss(_native), argnums=(0, 1, 2))(x, w, b),
+                            mx.grad(loss(_reference), argnums=(0, 1, 2))(x, w, b)):
+        close(ours, theirs)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_shapes_match_the_pure_mlx_layers(instruction_set, seed):
+    rng = np.random.default_rng(seed)
+    groups = int(rng.choice([1, 2, 4, 8]))
+    channels = groups * int(rng.choice([1, 2, 3, 4, 8, 9]))
+    shape = (int(rng.integers(1, 5)), *(int(v) for v in rng.integers(1, 15, size=int(rng.integers(0, 3)))), channels)
+    mx.random.seed(seed)
+    # Large offsets and scales: the variance must not be a difference of two large sums.
+    x = mx.random.normal(shape) * float(rng.uniform(0.1, 5)) + float(rng.uniform(-20, 20))
+    _check(x, mx.random.normal((channels,)), mx.random.normal((channels,)), groups)
+
+
+@pytest.mark.parametrize("shape,groups", [((3, 14, 14, 32), 8), ((3, 7, 7, 64), 8), ((2, 14, 14, 64), 8)])
+def test_the_unet_shapes_match(instruction_set, shape, groups):
+    mx.random.seed(1)
+    c = shape[-1]
+    _check(mx.random.normal(shape), 1 + 0.1 * mx.random.normal((c,)), 0.1 * mx.random.normal((c,)), groups)
+
+
+def test_a_constant_group_gives_no_nan():
+    # Zero variance: rstd = 1/sqrt(eps), x_hat = 0, as the pure layers compute.
+    x = mx.ones((2, 4, 4, 8)) * 3.0
+    w, b = mx.random.normal((8,)), mx.random.normal((8,))
+    _check(x, w, b, 4)
+    assert not np.isnan(np.array(mx.grad(lambda x: mx.sum(_native(x, w, b, 4, 1e-5)))(x))).any()
+
+
+def test_a_residual_block_is_the_same_with_and_without_it(monkeypatch):
+    mx.random.seed(2)
+    block = ResBlock(32, 64, 16, 8)
+    x, temb = mx.random.normal((2, 7, 7, 32)), mx.random.normal((2, 16))
+
+    def value_and_grads():
+        def loss(params):
+            block.update(params)
+            return mx.sum(block(x, temb) ** 2)
+        return mx.value_and_grad(loss)(block.trainable_parameters())
+
+    with_native = value_and_grads()
+    monkeypatch.setattr(native, "group_norm_silu_for", lambda x, w: None)
+    monkeypatch.setattr(native, "conv_for", lambda x, w: None)
+    without = value_and_grads()
+    close(with_native[0], without[0])
+    for (name, a), (other, b) in zip(tree_flatten(with_native[1]), tree_flatten(without[1])):
+        assert name == other
+        close(a, b, tol=1e-3)
+
+
+@pytest.mark.parametrize("x_shape,w_shape,groups,message", [
+    ((2, 4, 4, 6), (6,), 4, "groups=4 must divide 6 channels"),
+    ((2, 4, 4, 8), (6,), 4, r"weight and bias must be \(8,\)"),
+    ((8,), (8,), 4, r"x must be \(N, ..., C\)"),
+])
+def test_bad_shapes_are_clear_errors(x_shape, w_shape, groups, message):
+    with pytest.raises(ValueError, match=message):
+        kernels.group_norm_silu(mx.zeros(x_shape), mx.zeros(w_shape), mx.zeros(w_shape), groups, 1e-5)
