@@ -56,6 +56,8 @@ def kernels():
         warnings.warn(f"the native kernels are installed but do not load, using the pure-MLX layers: {e}",
                       stacklevel=2)
         return None
+    if hasattr(os, "sched_getaffinity"):  # the cores this process may use, not all the machine's
+        mlx_generative_kernels.set_threads(len(os.sched_getaffinity(0)))
     return mlx_generative_kernels
 
 

@@ -9,6 +9,10 @@ kernel sources are recorded per MLX version in ``kernels/mlx-<version>.json.gz``
 core, into one library each, and give every kernel the file MLX looks for, a symlink
 ``lib<kernel>.so`` to that library. MLX then loads them instead of building them. A kernel the
 record lacks (other settings, another MLX version) is built by MLX as before.
+
+With the optional native kernels installed (native.py) the compiled graphs differ (no padding
+copies, no GroupNorm or SiLU loops): those kernels are recorded under the command's name
+followed by " native" (``record_key``).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from pathlib import Path
 
 import mlx.core as mx
 
-from . import jit
+from . import jit, native
 
 RECORDS = Path(__file__).parent / "kernels"
 ENV_VAR = "MLX_GENERATIVE_PREBUILD"  # "off": let MLX build every kernel itself
@@ -59,6 +63,11 @@ class Prebuild:
         return self.built
 
 
+def record_key(command: str) -> str:
+    """The record's name for ``command``'s kernels with the native kernels as now installed."""
+    return f"{command} native" if native.kernels() is not None else command
+
+
 def start(command: str) -> Prebuild:
     """Start building, in the background, the recorded kernels of ``command`` (``"train vae"``)
     that the kernel cache lacks. Does nothing without a record, a g++ or Linux."""
@@ -69,7 +78,7 @@ def start(command: str) -> Prebuild:
     if record is None:
         return Prebuild()
     cache = jit.kernel_cache()
-    missing = [name for name in record["commands"].get(command, [])
+    missing = [name for name in record["commands"].get(record_key(command), [])
                if not (cache / f"lib{name}.so").exists() and name in record["sources"]]
     if not missing:
         return Prebuild()
