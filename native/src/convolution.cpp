@@ -145,7 +145,7 @@ void weight_grad(const Geometry& g, const float* x, const float* dy, float* dw) 
   const int64_t out_image = int64_t(g.ho()) * g.wo() * g.o;
   const int workers = conv_workers(g);
   // Each worker sums its images into its own (T, C, opad) block; the blocks are added at the end.
-  std::vector<std::vector<float>> partial(std::max(1, std::min(workers, g.n)));
+  std::vector<std::vector<float>> partial(workers);  // workers_for gives 1..n, so every block is filled
   parallel_for(g.n, workers, [&](int worker, int first, int last) {
     std::vector<float>& sum = partial[worker];
     sum.assign(size_t(taps) * g.c * opad, 0.0f);
@@ -167,8 +167,7 @@ void weight_grad(const Geometry& g, const float* x, const float* dy, float* dw) 
   for (int64_t row = 0; row < int64_t(taps) * g.c; ++row)
     for (int j = 0; j < g.o; ++j) {
       float total = 0.0f;
-      for (const auto& sum : partial)
-        if (!sum.empty()) total += sum[row * opad + j];
+      for (const auto& sum : partial) total += sum[row * opad + j];
       dw[row * g.o + j] = total;
     }
 }

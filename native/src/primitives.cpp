@@ -1,8 +1,10 @@
-// The tap convolution as three MLX primitives (forward, input gradient, weight gradient), so
-// that it composes with mx.compile, mx.grad and MLX's streams like any built-in operation.
-// CPU only: on a GPU stream the Python side never calls it (mlx_generative/nn/native.py).
+// The tap convolution as three MLX primitives (forward, input gradient, weight gradient), and
+// GroupNorm + SiLU as two (forward; the three gradients together), so that they compose with
+// mx.compile, mx.grad and MLX's streams like any built-in operation.
+// CPU only: on a GPU stream the Python side never calls it (mlx_generative/runtime/native.py).
 #include "primitives.h"
 
+#include <initializer_list>
 #include <stdexcept>
 
 #include "mlx/backend/cpu/encoder.h"
@@ -17,20 +19,23 @@ void no_gpu(const char* name) {
   throw std::runtime_error(std::string(name) + " has no GPU kernel: use the pure-MLX convolution on a GPU stream");
 }
 
-// Allocates the output, then returns the encoder that runs work on the stream's own thread,
+// Allocates the outputs, then returns the encoder that runs work on the stream's own thread,
 // after everything queued before it. The work must capture raw pointers taken after this call.
-mx::cpu::CommandEncoder& prepare(mx::Stream stream, const std::vector<mx::array>& inputs, mx::array& out) {
-  out.set_data(mx::allocator::malloc(out.nbytes()));
+mx::cpu::CommandEncoder& prepare(mx::Stream stream, const std::vector<mx::array>& inputs,
+                                 std::initializer_list<mx::array*> outputs) {
   auto& encoder = mx::cpu::get_command_encoder(stream);
   for (const auto& a : inputs) encoder.set_input_array(a);
-  encoder.set_output_array(out);
+  for (mx::array* out : outputs) {
+    out->set_data(mx::allocator::malloc(out->nbytes()));
+    encoder.set_output_array(*out);
+  }
   return encoder;
 }
 
 }  // namespace
 
 void TapConv::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) {
-  auto& encoder = prepare(stream(), inputs, out);
+  auto& encoder = prepare(stream(), inputs, {&out});
   encoder.dispatch([g = geometry_, x = inputs[0].data<float>(), w = inputs[1].data<float>(), y = out.data<float>()] {
     forward(g, x, w, y);
   });
@@ -61,7 +66,7 @@ bool TapConv::is_equivalent(const mx::Primitive& other) const {
 }
 
 void TapConvInputGrad::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) {
-  auto& encoder = prepare(stream(), inputs, out);
+  auto& encoder = prepare(stream(), inputs, {&out});
   encoder.dispatch([g = geometry_, dy = inputs[0].data<float>(), w = inputs[1].data<float>(), dx = out.data<float>()] {
     input_grad(g, dy, w, dx);
   });
@@ -74,7 +79,7 @@ bool TapConvInputGrad::is_equivalent(const mx::Primitive& other) const {
 }
 
 void TapConvWeightGrad::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) {
-  auto& encoder = prepare(stream(), inputs, out);
+  auto& encoder = prepare(stream(), inputs, {&out});
   encoder.dispatch([g = geometry_, x = inputs[0].data<float>(), dy = inputs[1].data<float>(), dw = out.data<float>()] {
     weight_grad(g, x, dy, dw);
   });
@@ -106,7 +111,7 @@ mx::array tap_conv(const mx::array& x, const mx::array& w, const std::vector<std
 }
 
 void GroupNormSilu::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) {
-  auto& encoder = prepare(stream(), inputs, out);
+  auto& encoder = prepare(stream(), inputs, {&out});
   encoder.dispatch([s = shape_, x = inputs[0].data<float>(), w = inputs[1].data<float>(), b = inputs[2].data<float>(),
                     y = out.data<float>()] { norm_silu_forward(s, x, w, b, y); });
 }
@@ -131,10 +136,7 @@ bool GroupNormSilu::is_equivalent(const mx::Primitive& other) const {
 }
 
 void GroupNormSiluGrad::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
-  for (auto& out : outputs) out.set_data(mx::allocator::malloc(out.nbytes()));
-  auto& encoder = mx::cpu::get_command_encoder(stream());
-  for (const auto& a : inputs) encoder.set_input_array(a);
-  for (auto& out : outputs) encoder.set_output_array(out);
+  auto& encoder = prepare(stream(), inputs, {&outputs[0], &outputs[1], &outputs[2]});
   encoder.dispatch([s = shape_, x = inputs[0].data<float>(), w = inputs[1].data<float>(),
                     b = inputs[2].data<float>(), dy = inputs[3].data<float>(), dx = outputs[0].data<float>(),
                     dw = outputs[1].data<float>(), db = outputs[2].data<float>()] {
