@@ -151,7 +151,10 @@ void weight_grad(const Geometry& g, const float* x, const float* dy, float* dw) 
     sum.assign(size_t(taps) * g.c * opad, 0.0f);
     PaddedImage image(g.h, g.w, g.c, g.pad);
     const std::vector<int64_t> off = tap_offsets(g.taps, image.cols(), g.c);
-    std::vector<float> grad(narrow ? 0 : size_t(g.ho()) * g.wo() * opad, 0.0f);  // dy, pixels padded to opad
+    // The wide loops read whole vectors of outputs per pixel: when O is not a whole number of
+    // vectors, each image's dy is first copied with its pixels padded to opad.
+    const bool repack = !narrow && opad != g.o;
+    std::vector<float> grad(repack ? size_t(g.ho()) * g.wo() * opad : 0, 0.0f);
     for (int n = first; n < last; ++n) {
       const float* src = image.load(x, n);
       const float* dyn = dy + n * out_image;
@@ -159,9 +162,12 @@ void weight_grad(const Geometry& g, const float* x, const float* dy, float* dw) 
         k.weight_image_narrow(src, image.cols(), g.c, taps, off.data(), dyn, g.o, g.ho(), g.wo(), sum.data());
         continue;
       }
-      for (int64_t p = 0; p < int64_t(g.ho()) * g.wo(); ++p)
-        std::memcpy(&grad[p * opad], dyn + p * g.o, sizeof(float) * g.o);
-      k.weight_image_wide(src, image.cols(), g.c, taps, off.data(), grad.data(), g.o, g.ho(), g.wo(), sum.data());
+      if (repack) {
+        for (int64_t p = 0; p < int64_t(g.ho()) * g.wo(); ++p)
+          std::memcpy(&grad[p * opad], dyn + p * g.o, sizeof(float) * g.o);
+        dyn = grad.data();
+      }
+      k.weight_image_wide(src, image.cols(), g.c, taps, off.data(), dyn, g.o, g.ho(), g.wo(), sum.data());
     }
   });
   for (int64_t row = 0; row < int64_t(taps) * g.c; ++row)

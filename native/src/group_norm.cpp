@@ -17,7 +17,7 @@ void norm_silu_forward(const NormShape& s, const float* x, const float* w, const
   const Kernels& k = kernels();
   const int64_t image = int64_t(s.pixels) * s.channels;
   parallel_for(s.n, workers_for(s.n * image, ELEMENTS_PER_THREAD, s.n), [&](int, int first, int last) {
-    std::vector<float> scratch(3 * size_t(s.channels));
+    std::vector<float> scratch(2 * size_t(s.channels));
     for (int n = first; n < last; ++n)
       k.norm_silu_forward_image(x + n * image, w, b, s.pixels, s.channels, s.groups, s.eps, y + n * image,
                                 scratch.data());
@@ -32,7 +32,7 @@ void norm_silu_backward(const NormShape& s, const float* x, const float* w, cons
   // Each worker sums dw and db over its images; the sums are added at the end.
   std::vector<std::vector<float>> partial(workers, std::vector<float>(2 * size_t(s.channels), 0.0f));
   parallel_for(s.n, workers, [&](int worker, int first, int last) {
-    std::vector<float> scratch(5 * size_t(s.channels));
+    std::vector<float> scratch(4 * size_t(s.channels));
     float* sums = partial[worker].data();
     for (int n = first; n < last; ++n)
       k.norm_silu_backward_image(x + n * image, w, b, dy + n * image, s.pixels, s.channels, s.groups, s.eps,
