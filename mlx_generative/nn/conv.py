@@ -150,26 +150,38 @@ def conv2d_valid(x: mx.array, w: mx.array) -> mx.array:
 
 
 def padded_tap_conv(x: mx.array, w: mx.array, taps: tuple[tuple[int, int], ...], margin: int,
-                    pad: tuple[int, int, int, int]) -> mx.array:
-    """``tap_conv(taps, margin)`` of x zero-padded by pad = (top, bottom, left, right).
+                    pad: tuple[int, int, int, int], bias: mx.array | None = None,
+                    shift: mx.array | None = None) -> mx.array:
+    """``tap_conv(taps, margin)`` of x zero-padded by pad = (top, bottom, left, right), plus
+    ``bias`` (out,) and ``shift`` (N, out), one per image, when given.
 
-    The native primitive pads as it reads, when it is installed and can run here; otherwise
-    the padding is an ``mx.pad`` copy and the sum is this file's ``tap_conv``.
+    The native primitive pads as it reads, and starts its sums from the bias and shift, when
+    it is installed and can run here (its backward pass then sums their gradients from the
+    output gradient it reads anyway). Otherwise the padding is an ``mx.pad`` copy, the sum is
+    this file's ``tap_conv``, and the bias and shift are added after.
     """
     native_conv = native.conv_for(x, w)
     if native_conv is not None:
-        return native_conv(x, w, list(taps), margin, pad)
+        start = shift if bias is None else bias if shift is None else bias + shift
+        return native_conv(x, w, list(taps), margin, pad, start)
     top, bottom, left, right = pad
     if any(pad):
         x = mx.pad(x, [(0, 0), (top, bottom), (left, right), (0, 0)])
-    return tap_conv(taps, margin)(x, w)
+    y = tap_conv(taps, margin)(x, w)
+    if bias is not None:
+        y = y + bias
+    if shift is not None:
+        y = y + shift[:, None, None, :]  # (N, out) broadcast over H, W
+    return y
 
 
-def conv2d(x: mx.array, w: mx.array, pad: tuple[int, int, int, int]) -> mx.array:
+def conv2d(x: mx.array, w: mx.array, pad: tuple[int, int, int, int], bias: mx.array | None = None,
+           shift: mx.array | None = None) -> mx.array:
     """Stride-1 cross-correlation of x zero-padded by pad = (top, bottom, left, right);
-    w: (out, k, k, C) square. As ``conv2d_valid`` of the padded x."""
+    w: (out, k, k, C) square. As ``conv2d_valid`` of the padded x, plus the optional
+    ``bias`` (out,) and per-image ``shift`` (N, out) (see ``padded_tap_conv``)."""
     k = w.shape[1]
-    return padded_tap_conv(x, tap_weights(w), square_taps(k), k - 1, pad)
+    return padded_tap_conv(x, tap_weights(w), square_taps(k), k - 1, pad, bias, shift)
 
 
 class Conv2d(nn.Module):
@@ -187,9 +199,12 @@ class Conv2d(nn.Module):
         out_c, k, _, in_c = self.weight.shape
         return f"{in_c}, {out_c}, kernel_size={k}, padding={self.padding}"
 
-    def __call__(self, x: mx.array) -> mx.array:
+    def __call__(self, x: mx.array, shift: mx.array | None = None) -> mx.array:
+        """The convolution of x, plus ``shift`` (N, out) per image when given (the UNet adds
+        its time embedding so: inside the native kernel, it costs no pass of its own)."""
         p = self.padding
         out_c, k, _, in_c = self.weight.shape
         if k == 1 and p == 0:  # a 1x1 convolution is one GEMM over the pixels as they are
-            return x @ self.weight.reshape(out_c, in_c).T + self.bias
-        return conv2d(x, self.weight, (p, p, p, p)) + self.bias
+            y = x @ self.weight.reshape(out_c, in_c).T + self.bias
+            return y if shift is None else y + shift[:, None, None, :]
+        return conv2d(x, self.weight, (p, p, p, p), self.bias, shift)

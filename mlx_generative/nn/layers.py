@@ -63,7 +63,7 @@ class Down(nn.Module):
 
     def __call__(self, x: mx.array) -> mx.array:
         blocks = space_to_depth(x)  # (N, H/2, W/2, 4*in), padded by one block at the top and left:
-        return conv2d(blocks, self.block_kernel(), (1, 0, 1, 0)) + self.bias
+        return conv2d(blocks, self.block_kernel(), (1, 0, 1, 0), self.bias)
 
 
 class Up(nn.Module):
@@ -85,21 +85,27 @@ class Up(nn.Module):
         self.weight = _uniform((out_channels, 4, 4, in_channels), fan_in)
         self.bias = _uniform((out_channels,), fan_in)
 
-    def phase(self, x: mx.array, ry: int, rx: int, pad: tuple[int, int, int, int]) -> mx.array:
+    def phase(self, x: mx.array, ry: int, rx: int, pad: tuple[int, int, int, int],
+              bias: mx.array | None = None) -> mx.array:
         """Output phase (ry, rx), (N, H, W, out), of x zero-padded by ``pad``: the input with
         one pixel of zeros on each side."""
         taps = tuple((ry + a, rx + b) for a in (0, 1) for b in (0, 1))
         w = mx.stack([self.weight[:, 3 - ry - 2 * a, 3 - rx - 2 * b, :].T for a in (0, 1) for b in (0, 1)])
-        return padded_tap_conv(x, w, taps, 2, pad)  # w: (4 taps, in, out)
+        return padded_tap_conv(x, w, taps, 2, pad, bias)  # w: (4 taps, in, out)
 
     def __call__(self, x: mx.array) -> mx.array:
         n, h, w, _ = x.shape
-        pad = (1, 1, 1, 1)
-        if native.conv_for(x, self.weight) is None:  # one padded copy for the four phases
-            x, pad = mx.pad(x, [(0, 0), (1, 1), (1, 1), (0, 0)]), (0, 0, 0, 0)
+        # The native kernel pads as it reads and starts each phase from the bias. Otherwise one
+        # padded copy serves the four phases, and the bias is added once, after the interleave.
+        in_kernel = native.conv_for(x, self.weight) is not None
+        if in_kernel:
+            pad, bias = (1, 1, 1, 1), self.bias
+        else:
+            x, pad, bias = mx.pad(x, [(0, 0), (1, 1), (1, 1), (0, 0)]), (0, 0, 0, 0), None
         # (N, H, [ry], W, [rx], out) is row-major (N, 2H, 2W, out): stacking is the interleave.
-        rows = [mx.stack([self.phase(x, ry, rx, pad) for rx in (0, 1)], axis=3) for ry in (0, 1)]
-        return mx.stack(rows, axis=2).reshape(n, 2 * h, 2 * w, -1) + self.bias
+        rows = [mx.stack([self.phase(x, ry, rx, pad, bias) for rx in (0, 1)], axis=3) for ry in (0, 1)]
+        y = mx.stack(rows, axis=2).reshape(n, 2 * h, 2 * w, -1)
+        return y if in_kernel else y + self.bias
 
 
 def timestep_embedding(t: mx.array, dim: int, max_period: float = 10000.0) -> mx.array:

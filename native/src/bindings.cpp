@@ -1,6 +1,7 @@
 // The Python module mlx_generative_kernels._ext.
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/array.h>
+#include <nanobind/stl/optional.h>
 #include <nanobind/stl/pair.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/variant.h>
@@ -15,11 +16,11 @@ using namespace nb::literals;
 
 NB_MODULE(_ext, m) {
   m.doc() = "Native CPU kernels for mlx-generative (optional; the package runs without them).";
-  m.def("tap_conv", &mg_kernels::tap_conv, "x"_a, "w"_a, "taps"_a, "margin"_a, "pad"_a, nb::kw_only(),
-        "stream"_a = nb::none(),
-        "y[n, i, j] = sum_t xpad[n, i + dy_t, j + dx_t] @ w[t]: x (N, H, W, C) float32, w (T, C, O), "
-        "taps [(dy, dx)], pad (top, bottom, left, right); y (N, H + top + bottom - margin, "
-        "W + left + right - margin, O). Differentiable in x and w; CPU streams only.");
+  m.def("tap_conv", &mg_kernels::tap_conv, "x"_a, "w"_a, "taps"_a, "margin"_a, "pad"_a, "bias"_a = nb::none(),
+        nb::kw_only(), "stream"_a = nb::none(),
+        "y[n, i, j] = bias[n] + sum_t xpad[n, i + dy_t, j + dx_t] @ w[t]: x (N, H, W, C) float32, w (T, C, O), "
+        "taps [(dy, dx)], pad (top, bottom, left, right), bias None, (O,) or (N, O); y (N, H + top + bottom - margin, "
+        "W + left + right - margin, O). Differentiable in x, w and bias; CPU streams only.");
   m.def("group_norm_silu", &mg_kernels::group_norm_silu, "x"_a, "weight"_a, "bias"_a, "groups"_a, "eps"_a,
         nb::kw_only(), "stream"_a = nb::none(),
         "silu(GroupNorm(x) * weight + bias) over (N, ..., C) float32 with `groups` groups of channels, as "

@@ -79,7 +79,7 @@ std::vector<float> pack(const float* w, int taps, int c, int o, bool transpose, 
 
 bool Geometry::operator==(const Geometry& other) const {
   return n == other.n && h == other.h && w == other.w && c == other.c && o == other.o && pad == other.pad &&
-         margin == other.margin && taps == other.taps;
+         margin == other.margin && taps == other.taps && bias == other.bias;
 }
 
 void check(const Geometry& g) {
@@ -93,7 +93,7 @@ void check(const Geometry& g) {
       fail("tap (" + std::to_string(dy) + ", " + std::to_string(dx) + ") outside 0.." + std::to_string(g.margin));
 }
 
-void forward(const Geometry& g, const float* x, const float* w, float* y) {
+void forward(const Geometry& g, const float* x, const float* w, const float* b, float* y) {
   const Kernels& k = kernels();
   const int taps = int(g.taps.size());
   const bool narrow = is_narrow(g.o, k.vector_floats);
@@ -102,9 +102,14 @@ void forward(const Geometry& g, const float* x, const float* w, float* y) {
   parallel_for(g.n, conv_workers(g), [&](int, int first, int last) {
     PaddedImage image(g.h, g.w, g.c, g.pad);
     const std::vector<int64_t> off = tap_offsets(g.taps, image.cols(), g.c);
-    for (int n = first; n < last; ++n)
-      k.forward_image(image.load(x, n), image.cols(), g.c, taps, off.data(), packed.data(), g.o, narrow,
-                      y + n * out_image, g.ho(), g.wo());
+    // The image's bias, as the loops read it: whole vectors, zeros past O (and zeros without one).
+    std::vector<float> bias(round_up(g.o, k.vector_floats), 0.0f);
+    for (int n = first; n < last; ++n) {
+      if (g.bias != Bias::none && (n == first || g.bias == Bias::per_image))
+        std::memcpy(bias.data(), b + (g.bias == Bias::per_image ? int64_t(n) * g.o : 0), sizeof(float) * g.o);
+      k.forward_image(image.load(x, n), image.cols(), g.c, taps, off.data(), packed.data(), bias.data(), g.o,
+                      narrow, y + n * out_image, g.ho(), g.wo());
+    }
   });
 }
 
@@ -128,24 +133,28 @@ void input_grad(const Geometry& g, const float* dy, const float* w, float* dx) {
   const bool narrow = is_narrow(g.c, k.vector_floats);
   const std::vector<float> packed = pack(w, taps, g.c, g.o, true, k);
   const int64_t in_image = int64_t(g.h) * g.w * g.c;
+  const std::vector<float> no_bias(round_up(g.c, k.vector_floats), 0.0f);
   parallel_for(g.n, conv_workers(g), [&](int, int first, int last) {
     PaddedImage grad(g.ho(), g.wo(), g.o, {max_dy, 0, max_dx, 0}, extra_rows, extra_cols);
     const std::vector<int64_t> off = tap_offsets(mirrored, grad.cols(), g.o);
     for (int n = first; n < last; ++n)
-      k.forward_image(grad.load(dy, n), grad.cols(), g.o, taps, off.data(), packed.data(), g.c, narrow,
-                      dx + n * in_image, g.h, g.w);
+      k.forward_image(grad.load(dy, n), grad.cols(), g.o, taps, off.data(), packed.data(), no_bias.data(), g.c,
+                      narrow, dx + n * in_image, g.h, g.w);
   });
 }
 
-void weight_grad(const Geometry& g, const float* x, const float* dy, float* dw) {
+void weight_grad(const Geometry& g, const float* x, const float* dy, float* dw, float* db) {
   const Kernels& k = kernels();
   const int taps = int(g.taps.size());
   const bool narrow = is_narrow(g.o, k.vector_floats);
   const int64_t opad = narrow ? g.o : round_up(g.o, k.vector_floats);
   const int64_t out_image = int64_t(g.ho()) * g.wo() * g.o;
   const int workers = conv_workers(g);
-  // Each worker sums its images into its own (T, C, opad) block; the blocks are added at the end.
+  // Each worker sums its images into its own (T, C, opad) block, and the shared bias gradient
+  // into its own (O) row; they are added at the end.
   std::vector<std::vector<float>> partial(workers);  // workers_for gives 1..n, so every block is filled
+  std::vector<std::vector<float>> partial_db(workers, std::vector<float>(g.o, 0.0f));
+  if (g.bias == Bias::per_image) std::fill(db, db + int64_t(g.n) * g.o, 0.0f);
   parallel_for(g.n, workers, [&](int worker, int first, int last) {
     std::vector<float>& sum = partial[worker];
     sum.assign(size_t(taps) * g.c * opad, 0.0f);
@@ -158,6 +167,9 @@ void weight_grad(const Geometry& g, const float* x, const float* dy, float* dw) 
     for (int n = first; n < last; ++n) {
       const float* src = image.load(x, n);
       const float* dyn = dy + n * out_image;
+      if (g.bias != Bias::none)
+        k.channel_sums(dyn, g.ho() * g.wo(), g.o,
+                       g.bias == Bias::per_image ? db + int64_t(n) * g.o : partial_db[worker].data());
       if (narrow) {
         k.weight_image_narrow(src, image.cols(), g.c, taps, off.data(), dyn, g.o, g.ho(), g.wo(), sum.data());
         continue;
@@ -175,6 +187,12 @@ void weight_grad(const Geometry& g, const float* x, const float* dy, float* dw) 
       float total = 0.0f;
       for (const auto& sum : partial) total += sum[row * opad + j];
       dw[row * g.o + j] = total;
+    }
+  if (g.bias == Bias::shared)
+    for (int j = 0; j < g.o; ++j) {
+      float total = 0.0f;
+      for (const auto& sums : partial_db) total += sums[j];
+      db[j] = total;
     }
 }
 

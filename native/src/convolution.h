@@ -1,11 +1,12 @@
 // The tap convolution on raw float32 buffers: what the MLX primitives (tap_conv.cpp) run.
 //
-//   y[n, i, j, :] = sum_t xpad[n, i + dy_t, j + dx_t, :] @ w[t]
+//   y[n, i, j, :] = b + sum_t xpad[n, i + dy_t, j + dx_t, :] @ w[t]
 //
 // x: (N, H, W, C) row-major; xpad: x with `pad` zero rows/columns (top, bottom, left, right);
 // w: (T, C, O), one matrix per tap (dy_t, dx_t); y: (N, Hp - margin, Wp - margin, O), where
 // Hp = H + top + bottom. A k x k convolution is all k*k taps with margin k - 1; the stride-2
-// layers of mlx_generative/nn/layers.py are a few taps each (see there).
+// layers of mlx_generative/nn/layers.py are a few taps each (see there). The bias b is optional:
+// one (O) for every image, or one per image (N, O), as the UNet adds its time embedding.
 #pragma once
 
 #include <array>
@@ -15,12 +16,15 @@
 
 namespace mg_kernels {
 
+enum class Bias { none, shared, per_image };
+
 struct Geometry {
   int n = 0, h = 0, w = 0, c = 0;         // input (N, H, W, C)
   int o = 0;                              // output channels
   std::array<int, 4> pad{0, 0, 0, 0};     // zeros added: top, bottom, left, right
   int margin = 0;                         // rows (and columns) of the padded input with no output
   std::vector<std::pair<int, int>> taps;  // (dy, dx) offsets into the padded input
+  Bias bias = Bias::none;
 
   int hp() const { return h + pad[0] + pad[1]; }
   int wp() const { return w + pad[2] + pad[3]; }
@@ -33,8 +37,10 @@ struct Geometry {
 // Checks the geometry (non-empty, taps inside the padded input); throws std::invalid_argument.
 void check(const Geometry& g);
 
-void forward(const Geometry& g, const float* x, const float* w, float* y);
+// b: (O) or (N, O) as g.bias says; nullptr when it says none.
+void forward(const Geometry& g, const float* x, const float* w, const float* b, float* y);
 void input_grad(const Geometry& g, const float* dy, const float* w, float* dx);
-void weight_grad(const Geometry& g, const float* x, const float* dy, float* dw);
+// db: the bias gradient, shaped as the bias (nullptr when there is none).
+void weight_grad(const Geometry& g, const float* x, const float* dy, float* dw, float* db);
 
 }  // namespace mg_kernels

@@ -11,11 +11,13 @@ struct Kernels {
   const char* name;  // "avx512", "avx2", "sse2", "neon"
   int vector_floats;
   void (*forward_image)(const float* src, int src_width, int c_in, int taps, const int64_t* off,
-                        const float* packed, int o_total, bool narrow, float* out, int height, int width);
+                        const float* packed, const float* bias, int o_total, bool narrow, float* out, int height,
+                        int width);
   void (*weight_image_wide)(const float* src, int src_width, int c_in, int taps, const int64_t* off,
                             const float* gp, int o_total, int height, int width, float* dw);
   void (*weight_image_narrow)(const float* src, int src_width, int c_in, int taps, const int64_t* off,
                               const float* go, int o_total, int height, int width, float* dw);
+  void (*channel_sums)(const float* g, int pixels, int channels, float* sums);  // sums += per channel
   // GroupNorm + SiLU of one (pixels, channels) image (norm_kernels.h).
   void (*norm_silu_forward_image)(const float* x, const float* w, const float* b, int pixels, int channels,
                                   int groups, float eps, float* y, float* scratch);

@@ -10,8 +10,9 @@
 // shared inline function or template is ever compiled with instructions the CPU may lack.
 //
 // What is computed (NHWC, float32, one image at a time; tap t reads offset (ty[t], tx[t])):
-//   forward      y[i, j, :]  = sum_t src[i + ty[t], j + tx[t], :] @ w[t]          w: (T, C, O)
+//   forward      y[i, j, :]  = bias + sum_t src[i + ty[t], j + tx[t], :] @ w[t]   w: (T, C, O)
 //   weight grad  dw[t]      += sum_ij src[i + ty[t], j + tx[t], :]^T g[i, j, :]
+//   bias grad    db         += sum_ij g[i, j, :]
 // The input gradient is the forward loop run over the zero-padded output gradient with the
 // taps mirrored and each w[t] transposed (tap_conv.cpp builds those arguments).
 #pragma once
@@ -49,18 +50,50 @@ inline float sum_lanes(V v) {
   return s;
 }
 
+// Loops along a pixel's channels are written once for a type T: V for the whole vectors of
+// channels, float for the channels left over.
+template <class T> inline T load_as(const float* p);
+template <> inline float load_as<float>(const float* p) { return *p; }
+template <> inline V load_as<V>(const float* p) { return load(p); }
+inline void store_as(float* p, float v) { *p = v; }
+inline void store_as(float* p, V v) { store(p, v); }
+
+// f(V{}, c) for each vector of channels c, c + VW, ..., then f(0.0f, c) for each channel left.
+template <class F>
+inline void each_channel_vector(int channels, F&& f) {
+  int c = 0;
+  for (; c + VW <= channels; c += VW) f(V{}, c);
+  for (; c < channels; ++c) f(0.0f, c);
+}
+
+// sums[c] += sum over the pixels of g[p, c]: the bias gradient of one image.
+inline void channel_sums(const float* g, int pixels, int channels, float* sums) {
+  each_channel_vector(channels, [&](auto zero, int c) {
+    using T = decltype(zero);
+    T even = zero, odd = zero;  // two chains: an add's latency is longer than a load's
+    int p = 0;
+    for (; p + 1 < pixels; p += 2) {
+      even += load_as<T>(g + int64_t(p) * channels + c);
+      odd += load_as<T>(g + int64_t(p + 1) * channels + c);
+    }
+    if (p < pixels) even += load_as<T>(g + int64_t(p) * channels + c);
+    store_as(sums + c, load_as<T>(sums + c) + even + odd);
+  });
+}
+
 // ---- forward, wide outputs: a tile of R pixels along a row x OV output vectors ----------------
 
 // src: the buffer at this tile's first pixel; off[t]: tap t's offset in floats; wp: packed
-// weights (T, C, opad) at this chunk's first output; out: the output at the tile's first pixel.
+// weights (T, C, opad) at this chunk's first output; bias: OV vectors the sums start from;
+// out: the output at the tile's first pixel.
 template <int OV, int R>
 void forward_tile(const float* src, const int64_t* off, int taps, int c_in, const float* wp,
-                  int64_t opad, float* out, int o_total, int o_valid) {
+                  int64_t opad, const float* bias, float* out, int o_total, int o_valid) {
   V acc[R][OV];
 #pragma GCC unroll 32
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
-    for (int v = 0; v < OV; ++v) acc[r][v] = V{};
+    for (int v = 0; v < OV; ++v) acc[r][v] = load(bias + v * VW);
   for (int t = 0; t < taps; ++t) {
     const float* s = src + off[t];
     const float* w = wp + int64_t(t) * c_in * opad;
@@ -84,7 +117,8 @@ void forward_tile(const float* src, const int64_t* off, int taps, int c_in, cons
     }
 }
 
-using ForwardTile = void (*)(const float*, const int64_t*, int, int, const float*, int64_t, float*, int, int);
+using ForwardTile = void (*)(const float*, const int64_t*, int, int, const float*, int64_t, const float*, float*, int,
+                             int);
 
 template <int OV, int... Rs>
 constexpr std::array<ForwardTile, sizeof...(Rs)> forward_tiles(std::integer_sequence<int, Rs...>) {
@@ -117,9 +151,10 @@ inline std::pair<int, int> row_tiles(int width, int most) {
 
 // ---- forward, narrow outputs (fewer than half a vector): vectors run along the input channels --
 
-// wq: weights packed (O, T, C). Four pixels at a time keep four independent sums in flight.
+// wq: weights packed (O, T, C); bias: O floats. Four pixels at a time keep four independent sums
+// in flight.
 inline void forward_narrow_row(const float* src, const int64_t* off, int taps, int c_in, const float* wq,
-                               int o_total, float* out, int width) {
+                               const float* bias, int o_total, float* out, int width) {
   const int c_vec = c_in - c_in % VW;
   for (int j0 = 0; j0 < width; j0 += 4) {
     const int pixels = std::min(4, width - j0);
@@ -134,18 +169,20 @@ inline void forward_narrow_row(const float* src, const int64_t* off, int taps, i
           for (int c = c_vec; c < c_in; ++c) tail[p] += s[c] * w[c];
         }
       }
-      for (int p = 0; p < pixels; ++p) out[int64_t(j0 + p) * o_total + o] = sum_lanes(acc[p]) + tail[p];
+      for (int p = 0; p < pixels; ++p) out[int64_t(j0 + p) * o_total + o] = bias[o] + sum_lanes(acc[p]) + tail[p];
     }
   }
 }
 
 // One image: out (height, width, O) from src (rows of `src_width` pixels of c_in channels);
-// off[t]: tap t's offset in floats. packed: (T, C, opad) weights when wide, (O, T, C) when narrow.
+// off[t]: tap t's offset in floats. packed: (T, C, opad) weights when wide, (O, T, C) when narrow;
+// bias: what each output starts from, opad floats when wide (zeros past O), O when narrow.
 inline void forward_image(const float* src, int src_width, int c_in, int taps, const int64_t* off,
-                          const float* packed, int o_total, bool narrow, float* out, int height, int width) {
+                          const float* packed, const float* bias, int o_total, bool narrow, float* out, int height,
+                          int width) {
   if (narrow) {
     for (int i = 0; i < height; ++i)
-      forward_narrow_row(src + int64_t(i) * src_width * c_in, off, taps, c_in, packed, o_total,
+      forward_narrow_row(src + int64_t(i) * src_width * c_in, off, taps, c_in, packed, bias, o_total,
                          out + int64_t(i) * width * o_total, width);
     return;
   }
@@ -160,7 +197,7 @@ inline void forward_image(const float* src, int src_width, int c_in, int taps, c
       float* out_row = out + int64_t(i) * width * o_total + o0;
       for (int k = 0; k < count; ++k) {
         const int j = std::min(k * r, width - r);
-        tile(row + int64_t(j) * c_in, off, taps, c_in, packed + o0, opad, out_row + int64_t(j) * o_total,
+        tile(row + int64_t(j) * c_in, off, taps, c_in, packed + o0, opad, bias + o0, out_row + int64_t(j) * o_total,
              o_total, o_valid);
       }
     }
@@ -273,8 +310,8 @@ inline void weight_image_narrow(const float* src, int src_width, int c_in, int t
 
 // The table dispatch.cpp chooses from.
 inline Kernels kernels() {
-  return {MG_ISA_NAME, VW, &forward_image, &weight_image_wide, &weight_image_narrow, &norm_silu_forward_image,
-          &norm_silu_backward_image};
+  return {MG_ISA_NAME,      VW, &forward_image, &weight_image_wide, &weight_image_narrow, &channel_sums,
+          &norm_silu_forward_image, &norm_silu_backward_image};
 }
 
 }  // namespace MG_ISA

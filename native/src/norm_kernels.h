@@ -9,24 +9,10 @@
 // SiLU uses the same rational tanh as nn/activations.py (Eigen's, multiplies and one divide,
 // max error ~2e-6).
 //
-// Each loop runs down the pixels for one vector of channels at a time, its sums in registers,
-// and is written once for a type T: V for the whole vectors of channels, float for the channels
-// left over. (Written as plain loops over a pixel's channels, the compiler could not prove the
-// per-channel sums apart from the outputs and left the backward pass scalar: 7x the forward.)
-
-template <class T> inline T load_as(const float* p);
-template <> inline float load_as<float>(const float* p) { return *p; }
-template <> inline V load_as<V>(const float* p) { return load(p); }
-inline void store_as(float* p, float v) { *p = v; }
-inline void store_as(float* p, V v) { store(p, v); }
-
-// f(T{}, c) for each vector of channels c, c + VW, ..., then f(0.0f, c) for each channel left.
-template <class F>
-inline void each_channel_vector(int channels, F&& f) {
-  int c = 0;
-  for (; c + VW <= channels; c += VW) f(V{}, c);
-  for (; c < channels; ++c) f(0.0f, c);
-}
+// Each loop runs down the pixels for one vector of channels at a time (each_channel_vector, in
+// kernels.h), its sums in registers. (Written as plain loops over a pixel's channels, the
+// compiler could not prove the per-channel sums apart from the outputs and left the backward
+// pass scalar: 7x the forward.)
 
 // sigmoid(a) = 0.5 + 0.5 tanh(a / 2), tanh as nn/activations.py.
 template <class T>

@@ -36,8 +36,9 @@ mx::cpu::CommandEncoder& prepare(mx::Stream stream, const std::vector<mx::array>
 
 void TapConv::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) {
   auto& encoder = prepare(stream(), inputs, {&out});
-  encoder.dispatch([g = geometry_, x = inputs[0].data<float>(), w = inputs[1].data<float>(), y = out.data<float>()] {
-    forward(g, x, w, y);
+  const float* b = inputs.size() > 2 ? inputs[2].data<float>() : nullptr;
+  encoder.dispatch([g = geometry_, x = inputs[0].data<float>(), w = inputs[1].data<float>(), b, y = out.data<float>()] {
+    forward(g, x, w, b, y);
   });
 }
 
@@ -49,14 +50,21 @@ std::vector<mx::array> TapConv::vjp(const std::vector<mx::array>& primals, const
   const mx::array& w = primals[1];
   // The cotangent may be a broadcast or a strided view: the loops read plain row-major arrays.
   const mx::array dy = mx::contiguous(cotangents[0], false, stream());
+  std::vector<mx::array> parameter_grads;  // dw, then db when there is a bias: one primitive
+  for (int arg : argnums)
+    if (arg > 0 && parameter_grads.empty()) {
+      std::vector<mx::Shape> shapes{w.shape()};
+      if (primals.size() > 2) shapes.push_back(primals[2].shape());
+      parameter_grads = mx::array::make_arrays(shapes, std::vector<mx::Dtype>(shapes.size(), mx::float32),
+                                               std::make_shared<TapConvWeightGrad>(stream(), geometry_), {x, dy});
+    }
   std::vector<mx::array> grads;
   for (int arg : argnums) {
     if (arg == 0)
       grads.emplace_back(x.shape(), mx::float32, std::make_shared<TapConvInputGrad>(stream(), geometry_),
                          std::vector<mx::array>{dy, w});
     else
-      grads.emplace_back(w.shape(), mx::float32, std::make_shared<TapConvWeightGrad>(stream(), geometry_),
-                         std::vector<mx::array>{x, dy});
+      grads.push_back(parameter_grads[arg - 1]);
   }
   return grads;
 }
@@ -78,21 +86,23 @@ bool TapConvInputGrad::is_equivalent(const mx::Primitive& other) const {
   return geometry_ == static_cast<const TapConvInputGrad&>(other).geometry_;
 }
 
-void TapConvWeightGrad::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) {
-  auto& encoder = prepare(stream(), inputs, {&out});
-  encoder.dispatch([g = geometry_, x = inputs[0].data<float>(), dy = inputs[1].data<float>(), dw = out.data<float>()] {
-    weight_grad(g, x, dy, dw);
+void TapConvWeightGrad::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
+  const bool bias = outputs.size() > 1;
+  auto& encoder = bias ? prepare(stream(), inputs, {&outputs[0], &outputs[1]}) : prepare(stream(), inputs, {&outputs[0]});
+  encoder.dispatch([g = geometry_, x = inputs[0].data<float>(), dy = inputs[1].data<float>(),
+                    dw = outputs[0].data<float>(), db = bias ? outputs[1].data<float>() : nullptr] {
+    weight_grad(g, x, dy, dw, db);
   });
 }
 
-void TapConvWeightGrad::eval_gpu(const std::vector<mx::array>&, mx::array&) { no_gpu(name()); }
+void TapConvWeightGrad::eval_gpu(const std::vector<mx::array>&, std::vector<mx::array>&) { no_gpu(name()); }
 
 bool TapConvWeightGrad::is_equivalent(const mx::Primitive& other) const {
   return geometry_ == static_cast<const TapConvWeightGrad&>(other).geometry_;
 }
 
 mx::array tap_conv(const mx::array& x, const mx::array& w, const std::vector<std::pair<int, int>>& taps, int margin,
-                   std::array<int, 4> pad, mx::StreamOrDevice s) {
+                   std::array<int, 4> pad, const std::optional<mx::array>& bias, mx::StreamOrDevice s) {
   if (x.ndim() != 4) throw std::invalid_argument("tap_conv: x must be (N, H, W, C), got " + std::to_string(x.ndim()) + " dimensions");
   if (w.ndim() != 3) throw std::invalid_argument("tap_conv: w must be (taps, C_in, C_out), got " + std::to_string(w.ndim()) + " dimensions");
   if (x.dtype() != mx::float32 || w.dtype() != mx::float32) throw std::invalid_argument("tap_conv: x and w must be float32");
@@ -106,8 +116,19 @@ mx::array tap_conv(const mx::array& x, const mx::array& w, const std::vector<std
   check(g);
   const mx::Stream stream = mx::to_stream(s);
   if (stream.device != mx::Device::cpu) throw std::invalid_argument("tap_conv runs on CPU streams only");
-  return mx::array({g.n, g.ho(), g.wo(), g.o}, mx::float32, std::make_shared<TapConv>(stream, g),
-                   {mx::contiguous(x, false, stream), mx::contiguous(w, false, stream)});
+  std::vector<mx::array> inputs{mx::contiguous(x, false, stream), mx::contiguous(w, false, stream)};
+  if (bias) {
+    if (bias->dtype() != mx::float32) throw std::invalid_argument("tap_conv: bias must be float32");
+    if (bias->ndim() == 1 && bias->shape(0) == g.o) g.bias = Bias::shared;
+    else if (bias->ndim() == 2 && bias->shape(0) == g.n && bias->shape(1) == g.o) g.bias = Bias::per_image;
+    else {
+      std::string message = "tap_conv: bias must be (O,) or (N, O) with N = ";
+      message += std::to_string(g.n) + " images and O = " + std::to_string(g.o) + " output channels";
+      throw std::invalid_argument(message);
+    }
+    inputs.push_back(mx::contiguous(*bias, false, stream));
+  }
+  return mx::array({g.n, g.ho(), g.wo(), g.o}, mx::float32, std::make_shared<TapConv>(stream, g), std::move(inputs));
 }
 
 void GroupNormSilu::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) {

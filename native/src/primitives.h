@@ -1,6 +1,7 @@
 #pragma once
 
 #include <array>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -11,9 +12,11 @@
 
 namespace mg_kernels {
 
-// y = tap_conv(x, w, taps, margin, pad): see convolution.h. Differentiable in x and w.
+// y = tap_conv(x, w, taps, margin, pad, bias): see convolution.h. Differentiable in x, w and
+// the bias, which is optional: (O) or (N, O).
 mlx::core::array tap_conv(const mlx::core::array& x, const mlx::core::array& w,
                           const std::vector<std::pair<int, int>>& taps, int margin, std::array<int, 4> pad,
+                          const std::optional<mlx::core::array>& bias = std::nullopt,
                           mlx::core::StreamOrDevice s = {});
 
 class TapConv : public mlx::core::UnaryPrimitive {
@@ -45,13 +48,13 @@ class TapConvInputGrad : public mlx::core::UnaryPrimitive {
   Geometry geometry_;
 };
 
-// dL/dw from (x, dL/dy).
-class TapConvWeightGrad : public mlx::core::UnaryPrimitive {
+// dL/dw, and dL/db when there is a bias, from (x, dL/dy): one pass over dy for both.
+class TapConvWeightGrad : public mlx::core::Primitive {
  public:
   TapConvWeightGrad(mlx::core::Stream stream, Geometry geometry)
-      : UnaryPrimitive(stream), geometry_(std::move(geometry)) {}
-  void eval_cpu(const std::vector<mlx::core::array>& inputs, mlx::core::array& out) override;
-  void eval_gpu(const std::vector<mlx::core::array>& inputs, mlx::core::array& out) override;
+      : Primitive(stream), geometry_(std::move(geometry)) {}
+  void eval_cpu(const std::vector<mlx::core::array>& inputs, std::vector<mlx::core::array>& outputs) override;
+  void eval_gpu(const std::vector<mlx::core::array>& inputs, std::vector<mlx::core::array>& outputs) override;
   const char* name() const override { return "TapConvWeightGrad"; }
   bool is_equivalent(const mlx::core::Primitive& other) const override;
 

@@ -22,25 +22,29 @@ from mlx_generative.nn import conv, layers
 from mlx_generative.runtime import native
 
 
-def _reference(x, w, taps, margin, pad):
+def _reference(x, w, taps, margin, pad, bias=None):
     top, bottom, left, right = pad
-    return conv.tap_conv(tuple(taps), margin)(mx.pad(x, [(0, 0), (top, bottom), (left, right), (0, 0)]), w)
+    y = conv.tap_conv(tuple(taps), margin)(mx.pad(x, [(0, 0), (top, bottom), (left, right), (0, 0)]), w)
+    if bias is None:
+        return y
+    return y + (bias if bias.ndim == 1 else bias[:, None, None, :])
 
 
-def _native(x, w, taps, margin, pad):
-    return kernels.tap_conv(x, w, list(taps), margin, tuple(pad))
+def _native(x, w, taps, margin, pad, bias=None):
+    return kernels.tap_conv(x, w, list(taps), margin, tuple(pad), bias)
 
 
-def _check(x, w, taps, margin, pad):
-    ref = _reference(x, w, taps, margin, pad)
-    _close(_native(x, w, taps, margin, pad), ref)
+def _check(x, w, taps, margin, pad, bias=None):
+    ref = _reference(x, w, taps, margin, pad, bias)
+    _close(_native(x, w, taps, margin, pad, bias), ref)
     probe = mx.random.normal(ref.shape)  # a generic cotangent, not all ones
 
     def loss(f):
-        return lambda x, w: mx.sum(f(x, w, taps, margin, pad) * probe)
+        return lambda *args: mx.sum(f(*args[:2], taps, margin, pad, *args[2:]) * probe)
 
-    for ours, theirs in zip(mx.grad(loss(_native), argnums=(0, 1))(x, w),
-                            mx.grad(loss(_reference), argnums=(0, 1))(x, w)):
+    args, argnums = ((x, w), (0, 1)) if bias is None else ((x, w, bias), (0, 1, 2))
+    for ours, theirs in zip(mx.grad(loss(_native), argnums=argnums)(*args),
+                            mx.grad(loss(_reference), argnums=argnums)(*args)):
         _close(ours, theirs)
 
 
@@ -72,6 +76,28 @@ def test_random_geometries_match_the_pure_mlx_convolution(instruction_set, seed)
     x_shape, w_shape, taps, margin, pad = _random_case(rng)
     mx.random.seed(seed)
     _check(mx.random.normal(x_shape), mx.random.normal(w_shape), taps, margin, pad)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("per_image", [False, True])
+def test_a_bias_and_its_gradient_match(instruction_set, seed, per_image):
+    # The sums start from the bias: one (O,) for all images, or (N, O), one per image.
+    rng = np.random.default_rng(100 + seed)
+    x_shape, w_shape, taps, margin, pad = _random_case(rng)
+    mx.random.seed(seed)
+    bias = mx.random.normal((x_shape[0], w_shape[-1]) if per_image else (w_shape[-1],))
+    _check(mx.random.normal(x_shape), mx.random.normal(w_shape), taps, margin, pad, bias)
+
+
+def test_a_gradient_of_the_bias_alone_or_of_the_weights_alone():
+    mx.random.seed(8)
+    x, w, b = mx.random.normal((3, 9, 9, 16)), mx.random.normal((9, 16, 32)), mx.random.normal((32,))
+    taps = conv.square_taps(3)
+    for argnums in (1, 2, (0, 2), (2, 1)):
+        ours = mx.grad(lambda x, w, b: mx.sum(_native(x, w, taps, 2, (1, 1, 1, 1), b) ** 2), argnums=argnums)(x, w, b)
+        ref = mx.grad(lambda x, w, b: mx.sum(_reference(x, w, taps, 2, (1, 1, 1, 1), b) ** 2), argnums=argnums)(x, w, b)
+        for a, r in zip(ours if isinstance(argnums, tuple) else [ours], ref if isinstance(argnums, tuple) else [ref]):
+            _close(a, r)
 
 
 # The package's own layers: every convolution of the AE, VAE and DDPM at batch 3.
@@ -110,6 +136,28 @@ def test_layers_give_the_same_values_and_gradients_with_and_without_it(layer, mo
         _close(a, b)
     _close(with_native[1][0]["weight"], without[1][0]["weight"])
     _close(with_native[1][0]["bias"], without[1][0]["bias"])
+
+
+def test_a_shifted_convolution_is_the_same_with_and_without_it(monkeypatch):
+    # Conv2d(x, shift): the UNet's time embedding, (N, out), added per image.
+    mx.random.seed(9)
+    layer = conv.Conv2d(16, 32, 3, padding=1)
+    x, shift = mx.random.normal((3, 7, 7, 16)), mx.random.normal((3, 32))
+
+    def value_and_grads():
+        def loss(params, x, shift):
+            layer.update(params)
+            return mx.sum(layer(x, shift=shift) ** 2)
+        return mx.value_and_grad(loss, argnums=(0, 1, 2))(layer.trainable_parameters(), x, shift)
+
+    with_native = value_and_grads()
+    monkeypatch.setattr(native, "conv_for", lambda x, w: None)
+    without = value_and_grads()
+    _close(with_native[0], without[0])
+    for a, b in zip(with_native[1][1:], without[1][1:]):
+        _close(a, b)
+    for name in ("weight", "bias"):
+        _close(with_native[1][0][name], without[1][0][name])
 
 
 def test_works_under_compile_and_on_another_stream():
@@ -165,6 +213,12 @@ def test_a_strided_cotangent_is_read_correctly():
 def test_bad_geometry_is_a_clear_error(x_shape, w_shape, taps, margin, pad, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         kernels.tap_conv(mx.zeros(x_shape), mx.zeros(w_shape), taps, margin, pad)
+
+
+@pytest.mark.parametrize("bias_shape", [(3, 8), (7,), (2, 3, 8), (8, 1)])
+def test_a_bias_of_the_wrong_shape_is_a_clear_error(bias_shape):
+    with pytest.raises(ValueError, match=r"bias must be \(O,\) or \(N, O\) with N = 2 images and O = 8"):
+        kernels.tap_conv(mx.zeros((2, 5, 5, 4)), mx.zeros((1, 4, 8)), [(0, 0)], 0, (0, 0, 0, 0), mx.zeros(bias_shape))
 
 
 def test_only_float32_on_the_cpu_is_sent_to_it():

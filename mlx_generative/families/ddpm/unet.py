@@ -60,8 +60,8 @@ class ResBlock(nn.Module):
         self.skip = Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else None
 
     def __call__(self, x: mx.array, temb: mx.array) -> mx.array:
-        h = self.conv1(group_norm_silu(self.norm1, x))  # silu(norm1(x))
-        h = h + self.time(temb)[:, None, None, :]  # (N, C) broadcast over H, W
+        # conv1(silu(norm1(x))) + time(temb): the (N, C) time embedding broadcast over H, W
+        h = self.conv1(group_norm_silu(self.norm1, x), shift=self.time(temb))
         h = self.conv2(group_norm_silu(self.norm2, h))
         return h + (self.skip(x) if self.skip is not None else x)
 
