@@ -141,8 +141,10 @@ inline ForwardTile forward_tile_for(int ov, int r) {
   }
 }
 
-// Tiles covering a row of `width` pixels with at most `most` each, nearly equal: the last one
-// may overlap the one before it (it recomputes the same values), so no tile is narrower.
+// Tiles covering a row of `width` pixels with at most `most` each, nearly equal: `count` tiles,
+// all of r pixels but the last, which has the rest (7 = 4 + 3, 14 = 5 + 5 + 4). The loops are
+// bound by their multiply-adds, so a narrower last tile costs less than one that overlaps
+// its neighbour and recomputes its pixels.
 inline std::pair<int, int> row_tiles(int width, int most) {
   const int count = (width + most - 1) / most;
   const int r = (width + count - 1) / count;
@@ -191,15 +193,13 @@ inline void forward_image(const float* src, int src_width, int c_in, int taps, c
     const int o_valid = std::min(o_total - o0, MAX_OV * VW);
     const int ov = (o_valid + VW - 1) / VW;
     const auto [count, r] = row_tiles(width, max_r(ov));
-    const ForwardTile tile = forward_tile_for(ov, r);
+    const ForwardTile tile = forward_tile_for(ov, r), last = forward_tile_for(ov, width - (count - 1) * r);
     for (int i = 0; i < height; ++i) {
       const float* row = src + int64_t(i) * src_width * c_in;
       float* out_row = out + int64_t(i) * width * o_total + o0;
-      for (int k = 0; k < count; ++k) {
-        const int j = std::min(k * r, width - r);
-        tile(row + int64_t(j) * c_in, off, taps, c_in, packed + o0, opad, bias + o0, out_row + int64_t(j) * o_total,
-             o_total, o_valid);
-      }
+      for (int k = 0; k < count; ++k)
+        (k + 1 < count ? tile : last)(row + int64_t(k) * r * c_in, off, taps, c_in, packed + o0, opad, bias + o0,
+                                      out_row + int64_t(k) * r * o_total, o_total, o_valid);
     }
   }
 }
