@@ -189,8 +189,12 @@ inline void forward_image(const float* src, int src_width, int c_in, int taps, c
     return;
   }
   const int64_t opad = (o_total + VW - 1) / VW * VW;
-  for (int o0 = 0; o0 < o_total; o0 += MAX_OV * VW) {
-    const int o_valid = std::min(o_total - o0, MAX_OV * VW);
+  // Output chunks of MAX_OV vectors, unless half as many let one tile span a row that would
+  // otherwise take two (7 pixels: one tile of 7 x 2 vectors, not 4 + 3 pixels x 4 vectors;
+  // measured 25% faster on the 7x7 layers, where a row is all there is to reuse weights over).
+  const int chunk = width > max_r(MAX_OV) && width <= max_r(MAX_OV / 2) ? MAX_OV / 2 : MAX_OV;
+  for (int o0 = 0; o0 < o_total; o0 += chunk * VW) {
+    const int o_valid = std::min(o_total - o0, chunk * VW);
     const int ov = (o_valid + VW - 1) / VW;
     const auto [count, r] = row_tiles(width, max_r(ov));
     const ForwardTile tile = forward_tile_for(ov, r), last = forward_tile_for(ov, width - (count - 1) * r);
