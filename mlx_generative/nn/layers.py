@@ -21,7 +21,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from ..runtime import native
-from .conv import conv2d, padded_tap_conv
+from .conv import conv2d, tap_conv
 
 
 def space_to_depth(x: mx.array) -> mx.array:
@@ -85,27 +85,28 @@ class Up(nn.Module):
         self.weight = _uniform((out_channels, 4, 4, in_channels), fan_in)
         self.bias = _uniform((out_channels,), fan_in)
 
-    def phase(self, x: mx.array, ry: int, rx: int, pad: tuple[int, int, int, int],
-              bias: mx.array | None = None) -> mx.array:
-        """Output phase (ry, rx), (N, H, W, out), of x zero-padded by ``pad``: the input with
-        one pixel of zeros on each side."""
+    def phase_kernel(self, ry: int, rx: int) -> tuple[tuple[tuple[int, int], ...], mx.array]:
+        """Output phase (ry, rx): the taps (dy, dx) it reads in the input padded by one pixel on
+        each side, and their matrices (4 taps, in, out)."""
         taps = tuple((ry + a, rx + b) for a in (0, 1) for b in (0, 1))
         w = mx.stack([self.weight[:, 3 - ry - 2 * a, 3 - rx - 2 * b, :].T for a in (0, 1) for b in (0, 1)])
-        return padded_tap_conv(x, w, taps, 2, pad, bias)  # w: (4 taps, in, out)
+        return taps, w
 
     def __call__(self, x: mx.array) -> mx.array:
         n, h, w, _ = x.shape
-        # The native kernel pads as it reads and starts each phase from the bias. Otherwise one
-        # padded copy serves the four phases, and the bias is added once, after the interleave.
-        in_kernel = native.conv_for(x, self.weight) is not None
-        if in_kernel:
-            pad, bias = (1, 1, 1, 1), self.bias
-        else:
-            x, pad, bias = mx.pad(x, [(0, 0), (1, 1), (1, 1), (0, 0)]), (0, 0, 0, 0), None
+        phases = [self.phase_kernel(ry, rx) for ry in (0, 1) for rx in (0, 1)]
+        native_conv = native.conv_for(x, self.weight)
+        if native_conv is not None:
+            # One native call pads as it reads, starts from the bias and writes each phase
+            # straight to its interleaved pixels.
+            taps = [tap for phase_taps, _ in phases for tap in phase_taps]
+            kernel = mx.concatenate([phase_w for _, phase_w in phases])  # (16 taps, in, out), phase-major
+            return native_conv(x, kernel, taps, 2, (1, 1, 1, 1), self.bias, 4)
+        x = mx.pad(x, [(0, 0), (1, 1), (1, 1), (0, 0)])  # one padded copy for the four phases
+        y = [tap_conv(phase_taps, 2)(x, phase_w) for phase_taps, phase_w in phases]
         # (N, H, [ry], W, [rx], out) is row-major (N, 2H, 2W, out): stacking is the interleave.
-        rows = [mx.stack([self.phase(x, ry, rx, pad, bias) for rx in (0, 1)], axis=3) for ry in (0, 1)]
-        y = mx.stack(rows, axis=2).reshape(n, 2 * h, 2 * w, -1)
-        return y if in_kernel else y + self.bias
+        rows = [mx.stack(y[2 * ry : 2 * ry + 2], axis=3) for ry in (0, 1)]
+        return mx.stack(rows, axis=2).reshape(n, 2 * h, 2 * w, -1) + self.bias
 
 
 def timestep_embedding(t: mx.array, dim: int, max_period: float = 10000.0) -> mx.array:

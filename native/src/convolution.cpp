@@ -79,7 +79,7 @@ std::vector<float> pack(const float* w, int taps, int c, int o, bool transpose, 
 
 bool Geometry::operator==(const Geometry& other) const {
   return n == other.n && h == other.h && w == other.w && c == other.c && o == other.o && pad == other.pad &&
-         margin == other.margin && taps == other.taps && bias == other.bias;
+         margin == other.margin && taps == other.taps && bias == other.bias && phases == other.phases;
 }
 
 void check(const Geometry& g) {
@@ -87,68 +87,141 @@ void check(const Geometry& g) {
   if (g.n < 1 || g.h < 1 || g.w < 1 || g.c < 1 || g.o < 1) fail("empty input, weight or output");
   if (*std::min_element(g.pad.begin(), g.pad.end()) < 0) fail("padding must be >= 0");
   if (g.taps.empty()) fail("no taps");
+  if (g.phases != 1 && g.phases != 4) fail("phases must be 1 or 4, got " + std::to_string(g.phases));
+  if (g.taps.size() % g.phases) fail(std::to_string(g.taps.size()) + " taps do not split into 4 phases");
   if (g.margin < 0 || g.ho() < 1 || g.wo() < 1) fail("margin leaves no output");
   for (auto [dy, dx] : g.taps)
     if (dy < 0 || dx < 0 || dy > g.margin || dx > g.margin)
       fail("tap (" + std::to_string(dy) + ", " + std::to_string(dx) + ") outside 0.." + std::to_string(g.margin));
 }
 
+namespace {
+
+// The layout of one output image: phase p's pixel (i, j) is at phase_base(p) + i * row + j * pixel.
+struct OutputLayout {
+  int up;               // 1, or 2 when the phases interleave
+  int64_t row, pixel;   // floats between a phase's rows and between its pixels
+  int64_t image;        // floats per output image
+  int64_t phase_base(const Geometry& g, int p) const { return (int64_t(p / 2) * up * g.wo() + p % 2) * g.o; }
+};
+
+OutputLayout output_layout(const Geometry& g) {
+  const int up = g.phases == 4 ? 2 : 1;
+  const int64_t out_row = int64_t(up) * g.wo() * g.o;  // one row of the whole output
+  return {up, up * out_row, int64_t(up) * g.o, int64_t(up) * g.ho() * out_row};
+}
+
+// Phase p's taps, and w's matrices for them: (T / phases, C, O) from the phase-major (T, C, O).
+std::vector<std::pair<int, int>> phase_taps(const Geometry& g, int p) {
+  const int per = int(g.taps.size()) / g.phases;
+  return {g.taps.begin() + p * per, g.taps.begin() + (p + 1) * per};
+}
+const float* phase_weights(const Geometry& g, const float* w, int p) {
+  return w + int64_t(p) * (int64_t(g.taps.size()) / g.phases) * g.c * g.o;
+}
+
+// Copies phase p of one output-gradient image into (ho, wo) pixels `stride` floats apart.
+void gather_phase(const Geometry& g, const OutputLayout& layout, const float* image, int p, float* out,
+                  int64_t stride) {
+  const float* base = image + layout.phase_base(g, p);
+  for (int i = 0; i < g.ho(); ++i)
+    for (int j = 0; j < g.wo(); ++j)
+      std::memcpy(out + (int64_t(i) * g.wo() + j) * stride, base + i * layout.row + j * layout.pixel,
+                  sizeof(float) * g.o);
+}
+
+}  // namespace
+
 void forward(const Geometry& g, const float* x, const float* w, const float* b, float* y) {
   const Kernels& k = kernels();
-  const int taps = int(g.taps.size());
+  const int per_phase = int(g.taps.size()) / g.phases;
   const bool narrow = is_narrow(g.o, k.vector_floats);
-  const std::vector<float> packed = pack(w, taps, g.c, g.o, false, k);
-  const int64_t out_image = int64_t(g.ho()) * g.wo() * g.o;
+  std::vector<std::vector<float>> packed;
+  for (int p = 0; p < g.phases; ++p) packed.push_back(pack(phase_weights(g, w, p), per_phase, g.c, g.o, false, k));
+  const OutputLayout layout = output_layout(g);
   parallel_for(g.n, conv_workers(g), [&](int, int first, int last) {
     PaddedImage image(g.h, g.w, g.c, g.pad);
-    const std::vector<int64_t> off = tap_offsets(g.taps, image.cols(), g.c);
+    std::vector<std::vector<int64_t>> off;
+    for (int p = 0; p < g.phases; ++p) off.push_back(tap_offsets(phase_taps(g, p), image.cols(), g.c));
     // The image's bias, as the loops read it: whole vectors, zeros past O (and zeros without one).
     std::vector<float> bias(round_up(g.o, k.vector_floats), 0.0f);
     for (int n = first; n < last; ++n) {
       if (g.bias != Bias::none && (n == first || g.bias == Bias::per_image))
         std::memcpy(bias.data(), b + (g.bias == Bias::per_image ? int64_t(n) * g.o : 0), sizeof(float) * g.o);
-      k.forward_image(image.load(x, n), image.cols(), g.c, taps, off.data(), packed.data(), bias.data(), g.o,
-                      narrow, y + n * out_image, g.ho(), g.wo());
+      const float* src = image.load(x, n);
+      for (int p = 0; p < g.phases; ++p)
+        k.forward_image(src, image.cols(), g.c, per_phase, off[p].data(), packed[p].data(), bias.data(), g.o, narrow,
+                        y + n * layout.image + layout.phase_base(g, p), layout.row, layout.pixel, g.ho(), g.wo());
     }
   });
 }
 
 void input_grad(const Geometry& g, const float* dy, const float* w, float* dx) {
-  // dx[a, b] = sum_t dy[a + top - dy_t, b + left - dx_t] @ w[t]^T, where dy is zero outside its
-  // (ho, wo) grid: a forward pass over dy padded by (max dy_t, max dx_t) at the top and left,
-  // with tap t mirrored to (top + max dy - dy_t, left + max dx - dx_t).
+  // Per phase: dx[a, b] += sum_t dy[a + top - dy_t, b + left - dx_t] @ w[t]^T, where dy is zero
+  // outside its (ho, wo) grid: a forward pass over dy padded by (max dy_t, max dx_t) at the top
+  // and left, with tap t mirrored to (top + max dy - dy_t, left + max dx - dx_t).
+  struct Mirror {
+    int max_dy = 0, max_dx = 0, extra_rows = 0, extra_cols = 0;
+    std::vector<std::pair<int, int>> taps;
+    std::vector<float> packed;
+  };
   const Kernels& k = kernels();
-  const int taps = int(g.taps.size());
-  int max_dy = 0, max_dx = 0;
-  for (auto [ty, tx] : g.taps) max_dy = std::max(max_dy, ty), max_dx = std::max(max_dx, tx);
-  std::vector<std::pair<int, int>> mirrored;
-  int reach_y = 0, reach_x = 0;
-  for (auto [ty, tx] : g.taps) {
-    mirrored.emplace_back(g.pad[0] + max_dy - ty, g.pad[2] + max_dx - tx);
-    reach_y = std::max(reach_y, mirrored.back().first), reach_x = std::max(reach_x, mirrored.back().second);
-  }
-  // Rows and columns the mirrored taps reach beyond dy's padded grid.
-  const int extra_rows = std::max(0, g.h + reach_y - (max_dy + g.ho()));
-  const int extra_cols = std::max(0, g.w + reach_x - (max_dx + g.wo()));
+  const int per_phase = int(g.taps.size()) / g.phases;
   const bool narrow = is_narrow(g.c, k.vector_floats);
-  const std::vector<float> packed = pack(w, taps, g.c, g.o, true, k);
+  std::vector<Mirror> mirrors(g.phases);
+  for (int p = 0; p < g.phases; ++p) {
+    Mirror& m = mirrors[p];
+    const auto taps = phase_taps(g, p);
+    for (auto [ty, tx] : taps) m.max_dy = std::max(m.max_dy, ty), m.max_dx = std::max(m.max_dx, tx);
+    int reach_y = 0, reach_x = 0;
+    for (auto [ty, tx] : taps) {
+      m.taps.emplace_back(g.pad[0] + m.max_dy - ty, g.pad[2] + m.max_dx - tx);
+      reach_y = std::max(reach_y, m.taps.back().first), reach_x = std::max(reach_x, m.taps.back().second);
+    }
+    // Rows and columns the mirrored taps reach beyond dy's padded grid.
+    m.extra_rows = std::max(0, g.h + reach_y - (m.max_dy + g.ho()));
+    m.extra_cols = std::max(0, g.w + reach_x - (m.max_dx + g.wo()));
+    m.packed = pack(phase_weights(g, w, p), per_phase, g.c, g.o, true, k);
+  }
+  const OutputLayout layout = output_layout(g);
   const int64_t in_image = int64_t(g.h) * g.w * g.c;
   const std::vector<float> no_bias(round_up(g.c, k.vector_floats), 0.0f);
   parallel_for(g.n, conv_workers(g), [&](int, int first, int last) {
-    PaddedImage grad(g.ho(), g.wo(), g.o, {max_dy, 0, max_dx, 0}, extra_rows, extra_cols);
-    const std::vector<int64_t> off = tap_offsets(mirrored, grad.cols(), g.o);
-    for (int n = first; n < last; ++n)
-      k.forward_image(grad.load(dy, n), grad.cols(), g.o, taps, off.data(), packed.data(), no_bias.data(), g.c,
-                      narrow, dx + n * in_image, g.h, g.w);
+    std::vector<PaddedImage> grads;
+    std::vector<std::vector<int64_t>> off;
+    for (const Mirror& m : mirrors) {
+      grads.emplace_back(g.ho(), g.wo(), g.o, std::array<int, 4>{m.max_dy, 0, m.max_dx, 0}, m.extra_rows,
+                         m.extra_cols);
+      off.push_back(tap_offsets(m.taps, grads.back().cols(), g.o));
+    }
+    // With phases: each phase's dy gathered, and each phase's share of dx before it is added.
+    std::vector<float> phase_dy(g.phases > 1 ? size_t(g.ho()) * g.wo() * g.o : 0);
+    std::vector<float> share(g.phases > 1 ? size_t(in_image) : 0);
+    for (int n = first; n < last; ++n) {
+      float* dxn = dx + n * in_image;
+      for (int p = 0; p < g.phases; ++p) {
+        const float* grad = dy + n * layout.image;
+        if (g.phases > 1) {
+          gather_phase(g, layout, grad, p, phase_dy.data(), g.o);
+          grad = phase_dy.data();
+        }
+        float* out = p == 0 ? dxn : share.data();
+        k.forward_image(grads[p].load(grad, 0), grads[p].cols(), g.o, per_phase, off[p].data(),
+                        mirrors[p].packed.data(), no_bias.data(), g.c, narrow, out, int64_t(g.w) * g.c, g.c, g.h,
+                        g.w);
+        if (p > 0)
+          for (int64_t i = 0; i < in_image; ++i) dxn[i] += share[i];
+      }
+    }
   });
 }
 
 void weight_grad(const Geometry& g, const float* x, const float* dy, float* dw, float* db) {
   const Kernels& k = kernels();
-  const int taps = int(g.taps.size());
+  const int taps = int(g.taps.size()), per_phase = taps / g.phases;
   const bool narrow = is_narrow(g.o, k.vector_floats);
   const int64_t opad = narrow ? g.o : round_up(g.o, k.vector_floats);
-  const int64_t out_image = int64_t(g.ho()) * g.wo() * g.o;
+  const OutputLayout layout = output_layout(g);
   const int workers = conv_workers(g);
   // Each worker sums its images into its own (T, C, opad) block, and the shared bias gradient
   // into its own (O) row; they are added at the end.
@@ -159,27 +232,32 @@ void weight_grad(const Geometry& g, const float* x, const float* dy, float* dw, 
     std::vector<float>& sum = partial[worker];
     sum.assign(size_t(taps) * g.c * opad, 0.0f);
     PaddedImage image(g.h, g.w, g.c, g.pad);
-    const std::vector<int64_t> off = tap_offsets(g.taps, image.cols(), g.c);
-    // The wide loops read whole vectors of outputs per pixel: when O is not a whole number of
-    // vectors, each image's dy is first copied with its pixels padded to opad.
-    const bool repack = !narrow && opad != g.o;
+    std::vector<std::vector<int64_t>> off;
+    for (int p = 0; p < g.phases; ++p) off.push_back(tap_offsets(phase_taps(g, p), image.cols(), g.c));
+    // The loops read a phase's dy as (ho, wo) pixels opad floats apart: dy itself when it is one
+    // phase of whole vectors; otherwise each image's phase is first copied so.
+    const bool repack = g.phases > 1 || opad != g.o;
     std::vector<float> grad(repack ? size_t(g.ho()) * g.wo() * opad : 0, 0.0f);
     for (int n = first; n < last; ++n) {
       const float* src = image.load(x, n);
-      const float* dyn = dy + n * out_image;
+      const float* dyn = dy + n * layout.image;
       if (g.bias != Bias::none)
-        k.channel_sums(dyn, g.ho() * g.wo(), g.o,
+        k.channel_sums(dyn, int(layout.image / g.o), g.o,
                        g.bias == Bias::per_image ? db + int64_t(n) * g.o : partial_db[worker].data());
-      if (narrow) {
-        k.weight_image_narrow(src, image.cols(), g.c, taps, off.data(), dyn, g.o, g.ho(), g.wo(), sum.data());
-        continue;
+      for (int p = 0; p < g.phases; ++p) {
+        const float* phase_dy = dyn;
+        if (repack) {
+          gather_phase(g, layout, dyn, p, grad.data(), opad);
+          phase_dy = grad.data();
+        }
+        float* phase_sum = sum.data() + int64_t(p) * per_phase * g.c * opad;
+        if (narrow)
+          k.weight_image_narrow(src, image.cols(), g.c, per_phase, off[p].data(), phase_dy, g.o, g.ho(), g.wo(),
+                                phase_sum);
+        else
+          k.weight_image_wide(src, image.cols(), g.c, per_phase, off[p].data(), phase_dy, g.o, g.ho(), g.wo(),
+                              phase_sum);
       }
-      if (repack) {
-        for (int64_t p = 0; p < int64_t(g.ho()) * g.wo(); ++p)
-          std::memcpy(&grad[p * opad], dyn + p * g.o, sizeof(float) * g.o);
-        dyn = grad.data();
-      }
-      k.weight_image_wide(src, image.cols(), g.c, taps, off.data(), dyn, g.o, g.ho(), g.wo(), sum.data());
     }
   });
   for (int64_t row = 0; row < int64_t(taps) * g.c; ++row)

@@ -7,6 +7,7 @@
 // Hp = H + top + bottom. A k x k convolution is all k*k taps with margin k - 1; the stride-2
 // layers of mlx_generative/nn/layers.py are a few taps each (see there). The bias b is optional:
 // one (O) for every image, or one per image (N, O), as the UNet adds its time embedding.
+// With four phases (see Geometry) one call is the whole stride-2 transposed convolution (Up).
 #pragma once
 
 #include <array>
@@ -25,6 +26,10 @@ struct Geometry {
   int margin = 0;                         // rows (and columns) of the padded input with no output
   std::vector<std::pair<int, int>> taps;  // (dy, dx) offsets into the padded input
   Bias bias = Bias::none;
+  // 1, or 4: the taps are four equal groups, one per output phase (ry, rx) = (p / 2, p % 2) of
+  // a stride-2 upsampling, and the output interleaves them: (N, 2 ho, 2 wo, O), phase (ry, rx)
+  // at the pixels (2i + ry, 2j + rx). w holds the phases' matrices in the same order.
+  int phases = 1;
 
   int hp() const { return h + pad[0] + pad[1]; }
   int wp() const { return w + pad[2] + pad[3]; }

@@ -11,8 +11,8 @@ struct Kernels {
   const char* name;  // "avx512", "avx2", "sse2", "neon"
   int vector_floats;
   void (*forward_image)(const float* src, int src_width, int c_in, int taps, const int64_t* off,
-                        const float* packed, const float* bias, int o_total, bool narrow, float* out, int height,
-                        int width);
+                        const float* packed, const float* bias, int o_total, bool narrow, float* out,
+                        int64_t out_row, int64_t out_pixel, int height, int width);
   void (*weight_image_wide)(const float* src, int src_width, int c_in, int taps, const int64_t* off,
                             const float* gp, int o_total, int height, int width, float* dw);
   void (*weight_image_narrow)(const float* src, int src_width, int c_in, int taps, const int64_t* off,

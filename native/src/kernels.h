@@ -85,10 +85,10 @@ inline void channel_sums(const float* g, int pixels, int channels, float* sums) 
 
 // src: the buffer at this tile's first pixel; off[t]: tap t's offset in floats; wp: packed
 // weights (T, C, opad) at this chunk's first output; bias: OV vectors the sums start from;
-// out: the output at the tile's first pixel.
+// out: the output at the tile's first pixel, whose pixels are `out_pixel` floats apart.
 template <int OV, int R>
 void forward_tile(const float* src, const int64_t* off, int taps, int c_in, const float* wp,
-                  int64_t opad, const float* bias, float* out, int o_total, int o_valid) {
+                  int64_t opad, const float* bias, float* out, int64_t out_pixel, int o_valid) {
   V acc[R][OV];
 #pragma GCC unroll 32
   for (int r = 0; r < R; ++r)
@@ -112,13 +112,13 @@ void forward_tile(const float* src, const int64_t* off, int taps, int c_in, cons
   for (int r = 0; r < R; ++r)
     for (int v = 0; v < OV; ++v) {
       const int lanes = std::min(VW, o_valid - v * VW);
-      if (lanes == VW) store(out + int64_t(r) * o_total + v * VW, acc[r][v]);
-      else if (lanes > 0) store_first(out + int64_t(r) * o_total + v * VW, acc[r][v], lanes);
+      if (lanes == VW) store(out + r * out_pixel + v * VW, acc[r][v]);
+      else if (lanes > 0) store_first(out + r * out_pixel + v * VW, acc[r][v], lanes);
     }
 }
 
-using ForwardTile = void (*)(const float*, const int64_t*, int, int, const float*, int64_t, const float*, float*, int,
-                             int);
+using ForwardTile = void (*)(const float*, const int64_t*, int, int, const float*, int64_t, const float*, float*,
+                             int64_t, int);
 
 template <int OV, int... Rs>
 constexpr std::array<ForwardTile, sizeof...(Rs)> forward_tiles(std::integer_sequence<int, Rs...>) {
@@ -156,7 +156,7 @@ inline std::pair<int, int> row_tiles(int width, int most) {
 // wq: weights packed (O, T, C); bias: O floats. Four pixels at a time keep four independent sums
 // in flight.
 inline void forward_narrow_row(const float* src, const int64_t* off, int taps, int c_in, const float* wq,
-                               const float* bias, int o_total, float* out, int width) {
+                               const float* bias, int o_total, float* out, int64_t out_pixel, int width) {
   const int c_vec = c_in - c_in % VW;
   for (int j0 = 0; j0 < width; j0 += 4) {
     const int pixels = std::min(4, width - j0);
@@ -171,7 +171,7 @@ inline void forward_narrow_row(const float* src, const int64_t* off, int taps, i
           for (int c = c_vec; c < c_in; ++c) tail[p] += s[c] * w[c];
         }
       }
-      for (int p = 0; p < pixels; ++p) out[int64_t(j0 + p) * o_total + o] = bias[o] + sum_lanes(acc[p]) + tail[p];
+      for (int p = 0; p < pixels; ++p) out[(j0 + p) * out_pixel + o] = bias[o] + sum_lanes(acc[p]) + tail[p];
     }
   }
 }
@@ -179,13 +179,15 @@ inline void forward_narrow_row(const float* src, const int64_t* off, int taps, i
 // One image: out (height, width, O) from src (rows of `src_width` pixels of c_in channels);
 // off[t]: tap t's offset in floats. packed: (T, C, opad) weights when wide, (O, T, C) when narrow;
 // bias: what each output starts from, opad floats when wide (zeros past O), O when narrow.
+// Output pixel (i, j) is written at out + i * out_row + j * out_pixel (one phase of an
+// upsampling writes every other pixel of every other row).
 inline void forward_image(const float* src, int src_width, int c_in, int taps, const int64_t* off,
-                          const float* packed, const float* bias, int o_total, bool narrow, float* out, int height,
-                          int width) {
+                          const float* packed, const float* bias, int o_total, bool narrow, float* out,
+                          int64_t out_row, int64_t out_pixel, int height, int width) {
   if (narrow) {
     for (int i = 0; i < height; ++i)
       forward_narrow_row(src + int64_t(i) * src_width * c_in, off, taps, c_in, packed, bias, o_total,
-                         out + int64_t(i) * width * o_total, width);
+                         out + i * out_row, out_pixel, width);
     return;
   }
   const int64_t opad = (o_total + VW - 1) / VW * VW;
@@ -200,10 +202,10 @@ inline void forward_image(const float* src, int src_width, int c_in, int taps, c
     const ForwardTile tile = forward_tile_for(ov, r), last = forward_tile_for(ov, width - (count - 1) * r);
     for (int i = 0; i < height; ++i) {
       const float* row = src + int64_t(i) * src_width * c_in;
-      float* out_row = out + int64_t(i) * width * o_total + o0;
+      float* row_out = out + i * out_row + o0;
       for (int k = 0; k < count; ++k)
         (k + 1 < count ? tile : last)(row + int64_t(k) * r * c_in, off, taps, c_in, packed + o0, opad, bias + o0,
-                                      out_row + int64_t(k) * r * o_total, o_total, o_valid);
+                                      row_out + k * r * out_pixel, out_pixel, o_valid);
     }
   }
 }

@@ -102,13 +102,13 @@ bool TapConvWeightGrad::is_equivalent(const mx::Primitive& other) const {
 }
 
 mx::array tap_conv(const mx::array& x, const mx::array& w, const std::vector<std::pair<int, int>>& taps, int margin,
-                   std::array<int, 4> pad, const std::optional<mx::array>& bias, mx::StreamOrDevice s) {
+                   std::array<int, 4> pad, const std::optional<mx::array>& bias, int phases, mx::StreamOrDevice s) {
   if (x.ndim() != 4) throw std::invalid_argument("tap_conv: x must be (N, H, W, C), got " + std::to_string(x.ndim()) + " dimensions");
   if (w.ndim() != 3) throw std::invalid_argument("tap_conv: w must be (taps, C_in, C_out), got " + std::to_string(w.ndim()) + " dimensions");
   if (x.dtype() != mx::float32 || w.dtype() != mx::float32) throw std::invalid_argument("tap_conv: x and w must be float32");
   Geometry g;
   g.n = x.shape(0), g.h = x.shape(1), g.w = x.shape(2), g.c = x.shape(3), g.o = w.shape(2);
-  g.pad = pad, g.margin = margin, g.taps = taps;
+  g.pad = pad, g.margin = margin, g.taps = taps, g.phases = phases;
   if (w.shape(0) != int(taps.size()) || w.shape(1) != g.c)
     throw std::invalid_argument("tap_conv: w must be (" + std::to_string(taps.size()) + ", " + std::to_string(g.c) +
                                 ", C_out) for " + std::to_string(taps.size()) + " taps and " + std::to_string(g.c) +
@@ -128,7 +128,9 @@ mx::array tap_conv(const mx::array& x, const mx::array& w, const std::vector<std
     }
     inputs.push_back(mx::contiguous(*bias, false, stream));
   }
-  return mx::array({g.n, g.ho(), g.wo(), g.o}, mx::float32, std::make_shared<TapConv>(stream, g), std::move(inputs));
+  const int up = phases == 4 ? 2 : 1;  // four phases interleave into twice the rows and columns
+  return mx::array({g.n, up * g.ho(), up * g.wo(), g.o}, mx::float32, std::make_shared<TapConv>(stream, g),
+                   std::move(inputs));
 }
 
 void GroupNormSilu::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) {

@@ -138,6 +138,33 @@ def test_layers_give_the_same_values_and_gradients_with_and_without_it(layer, mo
     _close(with_native[1][0]["bias"], without[1][0]["bias"])
 
 
+def _layer_value_and_grads(layer, x):
+    def loss(params, x):
+        layer.update(params)
+        return mx.sum(layer(x) * probe)
+    probe = mx.random.normal(layer(x).shape)
+    return mx.value_and_grad(loss, argnums=(0, 1))(layer.trainable_parameters(), x)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_four_interleaved_phases_are_the_up_layer(instruction_set, seed, monkeypatch):
+    # Up runs as one native call with phases=4: each phase written to every other pixel of
+    # every other row, its input gradient summed over the phases, its dy gathered per phase.
+    rng = np.random.default_rng(200 + seed)
+    c, o = (int(v) for v in rng.choice([1, 2, 3, 8, 16, 17, 32, 64], size=2))
+    layer = layers.Up(c, o)
+    x = mx.random.normal((int(rng.integers(1, 4)), int(rng.integers(1, 9)), int(rng.integers(1, 16)), c))
+    mx.random.seed(seed)
+    with_native = _layer_value_and_grads(layer, x)
+    monkeypatch.setattr(native, "conv_for", lambda x, w: None)
+    mx.random.seed(seed)
+    without = _layer_value_and_grads(layer, x)
+    _close(with_native[0], without[0])
+    _close(with_native[1][1], without[1][1])
+    for name in ("weight", "bias"):
+        _close(with_native[1][0][name], without[1][0][name])
+
+
 def test_a_shifted_convolution_is_the_same_with_and_without_it(monkeypatch):
     # Conv2d(x, shift): the UNet's time embedding, (N, out), added per image.
     mx.random.seed(9)
@@ -202,17 +229,19 @@ def test_a_strided_cotangent_is_read_correctly():
         _close(a, b)
 
 
-@pytest.mark.parametrize("x_shape,w_shape,taps,margin,pad,message", [
-    ((2, 5, 5), (1, 5, 3), [(0, 0)], 0, (0, 0, 0, 0), "x must be (N, H, W, C)"),
-    ((1, 5, 5, 4), (2, 4, 3), [(0, 0)], 0, (0, 0, 0, 0), "w must be (1, 4, C_out)"),
-    ((1, 5, 5, 4), (1, 3, 3), [(0, 0)], 0, (0, 0, 0, 0), "w must be (1, 4, C_out)"),
-    ((1, 5, 5, 4), (1, 4, 3), [(0, 3)], 2, (0, 0, 0, 0), "tap (0, 3) outside 0..2"),
-    ((1, 2, 2, 4), (1, 4, 3), [(0, 0)], 3, (0, 0, 0, 0), "margin leaves no output"),
-    ((1, 5, 5, 4), (1, 4, 3), [(0, 0)], 0, (0, -1, 0, 0), "padding must be >= 0"),
+@pytest.mark.parametrize("x_shape,w_shape,taps,margin,pad,message,phases", [
+    ((2, 5, 5), (1, 5, 3), [(0, 0)], 0, (0, 0, 0, 0), "x must be (N, H, W, C)", 1),
+    ((1, 5, 5, 4), (2, 4, 3), [(0, 0)], 0, (0, 0, 0, 0), "w must be (1, 4, C_out)", 1),
+    ((1, 5, 5, 4), (1, 3, 3), [(0, 0)], 0, (0, 0, 0, 0), "w must be (1, 4, C_out)", 1),
+    ((1, 5, 5, 4), (1, 4, 3), [(0, 3)], 2, (0, 0, 0, 0), "tap (0, 3) outside 0..2", 1),
+    ((1, 2, 2, 4), (1, 4, 3), [(0, 0)], 3, (0, 0, 0, 0), "margin leaves no output", 1),
+    ((1, 5, 5, 4), (1, 4, 3), [(0, 0)], 0, (0, -1, 0, 0), "padding must be >= 0", 1),
+    ((1, 5, 5, 4), (2, 4, 3), [(0, 0), (0, 1)], 1, (0, 0, 0, 0), "2 taps do not split into 4 phases", 4),
+    ((1, 5, 5, 4), (4, 4, 3), [(0, 0)] * 4, 1, (0, 0, 0, 0), "phases must be 1 or 4, got 2", 2),
 ])
-def test_bad_geometry_is_a_clear_error(x_shape, w_shape, taps, margin, pad, message):
+def test_bad_geometry_is_a_clear_error(x_shape, w_shape, taps, margin, pad, message, phases):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        kernels.tap_conv(mx.zeros(x_shape), mx.zeros(w_shape), taps, margin, pad)
+        kernels.tap_conv(mx.zeros(x_shape), mx.zeros(w_shape), taps, margin, pad, None, phases)
 
 
 @pytest.mark.parametrize("bias_shape", [(3, 8), (7,), (2, 3, 8), (8, 1)])
