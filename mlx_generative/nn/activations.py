@@ -7,11 +7,16 @@ on silu) is nothing but multiply-adds, which MLX vectorizes and ``mx.compile`` f
 into one loop. The backward pass is written out (silu' = s + silu * (1 - s)) so
 autodiff does not differentiate the polynomial term by term.
 On Apple GPUs this is merely harmless; there exp is cheap anyway.
+
+``silu`` runs the same function in the optional native kernels where they run
+(runtime/native.py): one vectorised pass each way, where MLX's fused loop is scalar.
 """
 
 from __future__ import annotations
 
 import mlx.core as mx
+
+from ..runtime import native
 
 # tanh(x) ~ x * P(x^2) / Q(x^2) on |x| <= 7.9053, where float32 tanh is +-1 anyway.
 _TANH_CLAMP = 7.90531110763549805
@@ -46,13 +51,19 @@ def sigmoid(x: mx.array) -> mx.array:
 
 
 @mx.custom_function
-def silu(x: mx.array) -> mx.array:
-    """x * sigmoid(x), as nn.silu."""
+def rational_silu(x: mx.array) -> mx.array:
+    """x * sigmoid(x), as nn.silu, in MLX operations."""
     return x * sigmoid(x)
 
 
-@silu.vjp
+@rational_silu.vjp
 def _silu_vjp(x, cotangent, output):
     # With a single input, custom_function passes the array itself, not a tuple.
     s = sigmoid(x)
     return (cotangent * (s + output * (1 - s)),)
+
+
+def silu(x: mx.array) -> mx.array:
+    """x * sigmoid(x): ``rational_silu``, or the native kernel's loop of the same formula."""
+    fused = native.silu_for(x)
+    return fused(x) if fused is not None else rational_silu(x)

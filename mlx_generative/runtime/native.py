@@ -3,8 +3,8 @@
     uv sync --extra fast        # CMake >= 3.24 and a C++20 compiler; see README, "Speed"
 
 When the extension (the ``mlx-generative-kernels`` distribution) is installed, every
-convolution in ``nn/`` that runs on a CPU stream in float32, and the UNet's GroupNorm + SiLU,
-go through its MLX primitives: vectorised loops (AVX-512, AVX2 or SSE2, chosen at run time;
+convolution in ``nn/`` that runs on a CPU stream in float32, and the UNet's GroupNorm + SiLU
+and SiLU, go through its MLX primitives: vectorised loops (AVX-512, AVX2 or SSE2, chosen at run time;
 NEON on ARM) with their gradients written out by hand. Without it, the pure-MLX layers in
 ``nn/conv.py``, ``nn/norm.py`` and ``nn/activations.py`` run, as they always can: nothing in
 the package needs a compiler.
@@ -80,6 +80,12 @@ def group_norm_silu_for(x: mx.array, weight: mx.array):
     """The native ``group_norm_silu(x, weight, bias, groups, eps)`` when it can run, else None."""
     native = _runs(x, weight)
     return native.group_norm_silu if native else None
+
+
+def silu_for(x: mx.array):
+    """The native ``silu(x)`` when it can run, else None."""
+    native = _runs(x)
+    return native.silu if native else None
 
 
 def describe() -> str:

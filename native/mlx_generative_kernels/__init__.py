@@ -1,6 +1,7 @@
 """Native CPU kernels for mlx-generative, as MLX primitives with their gradients: a tap
-convolution (the package's every convolution) and a fused GroupNorm + SiLU (the UNet's). Optional: mlx_generative.nn.native
-uses them when this is installed, and the pure-MLX layers otherwise.
+convolution (the package's every convolution), a fused GroupNorm + SiLU and SiLU alone (the
+UNet's). Optional: mlx_generative.runtime.native uses them when this is installed, and the
+pure-MLX layers otherwise.
 
     uv sync --extra fast      # builds this (CMake >= 3.24, a C++20 compiler)
 """
@@ -12,13 +13,14 @@ from ._ext import (  # noqa: E402
     group_norm_silu,
     instruction_set,
     set_threads,
+    silu,
     tap_conv,
     threads,
     use_instruction_set,
 )
 
-__all__ = ["available_instruction_sets", "group_norm_silu", "instruction_set", "set_threads", "tap_conv", "threads",
-           "use_instruction_set"]
+__all__ = ["available_instruction_sets", "group_norm_silu", "instruction_set", "set_threads", "silu", "tap_conv",
+           "threads", "use_instruction_set"]
 
 
 def _check_abi() -> None:

@@ -27,6 +27,9 @@ NB_MODULE(_ext, m) {
         nb::kw_only(), "stream"_a = nb::none(),
         "silu(GroupNorm(x) * weight + bias) over (N, ..., C) float32 with `groups` groups of channels, as "
         "nn.GroupNorm(pytorch_compatible=True) then nn.silu. Differentiable in x, weight and bias; CPU streams only.");
+  m.def("silu", &mg_kernels::silu, "x"_a, nb::kw_only(), "stream"_a = nb::none(),
+        "x * sigmoid(x) elementwise over float32, sigmoid from the rational tanh of nn/activations.py. "
+        "Differentiable; CPU streams only.");
   m.def("set_threads", &mg_kernels::set_threads, "threads"_a, "Threads a convolution may use (at least 1).");
   m.def("threads", &mg_kernels::threads);
   m.def("instruction_set", [] { return std::string(mg_kernels::kernels().name); },

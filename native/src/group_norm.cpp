@@ -1,6 +1,7 @@
 // Threads around the per-image loops of norm_kernels.h. Compiled for the baseline CPU.
 #include "group_norm.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "isa.h"
@@ -43,6 +44,30 @@ void norm_silu_backward(const NormShape& s, const float* x, const float* w, cons
     for (const auto& sums : partial) total_w += sums[c], total_b += sums[s.channels + c];
     dw[c] = total_w, db[c] = total_b;
   }
+}
+
+namespace {
+// SiLU runs in blocks of this many floats, split over the threads.
+constexpr int64_t SILU_BLOCK = 1 << 14;
+
+template <class Body>
+void silu_blocks(int64_t n, Body body) {
+  const int blocks = int((n + SILU_BLOCK - 1) / SILU_BLOCK);
+  parallel_for(blocks, workers_for(n, ELEMENTS_PER_THREAD, blocks), [&](int, int first, int last) {
+    const int64_t begin = first * SILU_BLOCK, end = std::min(n, last * SILU_BLOCK);
+    body(begin, end - begin);
+  });
+}
+}  // namespace
+
+void silu_forward(const float* a, float* y, int64_t n) {
+  const Kernels& k = kernels();
+  silu_blocks(n, [&](int64_t begin, int64_t count) { k.silu_forward(a + begin, y + begin, count); });
+}
+
+void silu_backward(const float* a, const float* dy, float* dx, int64_t n) {
+  const Kernels& k = kernels();
+  silu_blocks(n, [&](int64_t begin, int64_t count) { k.silu_backward(a + begin, dy + begin, dx + begin, count); });
 }
 
 }  // namespace mg_kernels

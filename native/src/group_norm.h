@@ -20,4 +20,8 @@ void norm_silu_forward(const NormShape& s, const float* x, const float* w, const
 void norm_silu_backward(const NormShape& s, const float* x, const float* w, const float* b, const float* dy,
                           float* dx, float* dw, float* db);
 
+// y = silu(a) over n floats, and dx = dy * silu'(a): the rational SiLU of nn/activations.py.
+void silu_forward(const float* a, float* y, int64_t n);
+void silu_backward(const float* a, const float* dy, float* dx, int64_t n);
+
 }  // namespace mg_kernels

@@ -24,6 +24,9 @@ struct Kernels {
   void (*norm_silu_backward_image)(const float* x, const float* w, const float* b, const float* dy, int pixels,
                                    int channels, int groups, float eps, float* dx, float* dw, float* db,
                                    float* scratch);
+  // SiLU alone, over n floats.
+  void (*silu_forward)(const float* a, float* y, int64_t n);
+  void (*silu_backward)(const float* a, const float* dy, float* dx, int64_t n);
 };
 
 // Outputs narrower than half a vector waste most of a wide tile: they get loops that run their

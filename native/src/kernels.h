@@ -317,7 +317,7 @@ inline void weight_image_narrow(const float* src, int src_width, int c_in, int t
 // The table dispatch.cpp chooses from.
 inline Kernels kernels() {
   return {MG_ISA_NAME,      VW, &forward_image, &weight_image_wide, &weight_image_narrow, &channel_sums,
-          &norm_silu_forward_image, &norm_silu_backward_image};
+          &norm_silu_forward_image, &norm_silu_backward_image, &silu_forward, &silu_backward};
 }
 
 }  // namespace MG_ISA

@@ -132,3 +132,23 @@ inline void norm_silu_backward_image(const float* x, const float* w, const float
     }
   });
 }
+
+// SiLU alone, elementwise over n floats: y = a * sigmoid(a), and dx = dy * silu'(a).
+inline void silu_forward(const float* a, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + VW <= n; i += VW) {
+    const V v = load(a + i);
+    store(y + i, v * sigmoid(v));
+  }
+  for (; i < n; ++i) y[i] = a[i] * sigmoid(a[i]);
+}
+
+inline void silu_backward(const float* a, const float* dy, float* dx, int64_t n) {
+  auto grad = [](auto v, auto g) {
+    const auto s = sigmoid(v);
+    return g * (s + v * s * (1.0f - s));  // silu'(a) = s + silu(a) (1 - s)
+  };
+  int64_t i = 0;
+  for (; i + VW <= n; i += VW) store(dx + i, grad(load(a + i), load(dy + i)));
+  for (; i < n; ++i) dx[i] = grad(a[i], dy[i]);
+}

@@ -195,4 +195,34 @@ mx::array group_norm_silu(const mx::array& x, const mx::array& w, const mx::arra
                     mx::contiguous(b, false, stream)});
 }
 
+void Silu::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) {
+  auto& encoder = prepare(stream(), inputs, {&out});
+  encoder.dispatch([x = inputs[0].data<float>(), y = out.data<float>(), n = int64_t(out.size())] {
+    silu_forward(x, y, n);
+  });
+}
+
+void Silu::eval_gpu(const std::vector<mx::array>&, mx::array&) { no_gpu(name()); }
+
+std::vector<mx::array> Silu::vjp(const std::vector<mx::array>& primals, const std::vector<mx::array>& cotangents,
+                                 const std::vector<int>&, const std::vector<mx::array>&) {
+  const mx::array dy = mx::contiguous(cotangents[0], false, stream());
+  return {mx::array(primals[0].shape(), mx::float32, std::make_shared<SiluGrad>(stream()), {primals[0], dy})};
+}
+
+void SiluGrad::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) {
+  auto& encoder = prepare(stream(), inputs, {&out});
+  encoder.dispatch([x = inputs[0].data<float>(), dy = inputs[1].data<float>(), dx = out.data<float>(),
+                    n = int64_t(out.size())] { silu_backward(x, dy, dx, n); });
+}
+
+void SiluGrad::eval_gpu(const std::vector<mx::array>&, mx::array&) { no_gpu(name()); }
+
+mx::array silu(const mx::array& x, mx::StreamOrDevice s) {
+  if (x.dtype() != mx::float32) throw std::invalid_argument("silu: x must be float32");
+  const mx::Stream stream = mx::to_stream(s);
+  if (stream.device != mx::Device::cpu) throw std::invalid_argument("silu runs on CPU streams only");
+  return mx::array(x.shape(), mx::float32, std::make_shared<Silu>(stream), {mx::contiguous(x, false, stream)});
+}
+
 }  // namespace mg_kernels

@@ -94,4 +94,29 @@ class GroupNormSiluGrad : public mlx::core::Primitive {
   NormShape shape_;
 };
 
+// y = silu(x) elementwise, float32. Differentiable.
+mlx::core::array silu(const mlx::core::array& x, mlx::core::StreamOrDevice s = {});
+
+class Silu : public mlx::core::UnaryPrimitive {
+ public:
+  explicit Silu(mlx::core::Stream stream) : UnaryPrimitive(stream) {}
+  void eval_cpu(const std::vector<mlx::core::array>& inputs, mlx::core::array& out) override;
+  void eval_gpu(const std::vector<mlx::core::array>& inputs, mlx::core::array& out) override;
+  std::vector<mlx::core::array> vjp(const std::vector<mlx::core::array>& primals,
+                                    const std::vector<mlx::core::array>& cotangents, const std::vector<int>& argnums,
+                                    const std::vector<mlx::core::array>& outputs) override;
+  const char* name() const override { return "Silu"; }
+  bool is_equivalent(const mlx::core::Primitive&) const override { return true; }
+};
+
+// dx from (x, dy).
+class SiluGrad : public mlx::core::UnaryPrimitive {
+ public:
+  explicit SiluGrad(mlx::core::Stream stream) : UnaryPrimitive(stream) {}
+  void eval_cpu(const std::vector<mlx::core::array>& inputs, mlx::core::array& out) override;
+  void eval_gpu(const std::vector<mlx::core::array>& inputs, mlx::core::array& out) override;
+  const char* name() const override { return "SiluGrad"; }
+  bool is_equivalent(const mlx::core::Primitive&) const override { return true; }
+};
+
 }  // namespace mg_kernels

@@ -1,7 +1,7 @@
-"""The native GroupNorm + SiLU (native/, `uv sync --extra fast`) against the pure-MLX layers
-it replaces, nn/norm.py's GroupNorm followed by nn/activations.py's silu: values and the
-gradients in x, weight and bias, on every instruction set this CPU runs. Skipped where the
-extension is not installed."""
+"""The native GroupNorm + SiLU and SiLU (native/, `uv sync --extra fast`) against the pure-MLX
+layers they replace, nn/norm.py's GroupNorm followed by nn/activations.py's rational_silu:
+values and the gradients in x, weight and bias, on every instruction set this CPU runs. Skipped
+where the extension is not installed."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from mlx.utils import tree_flatten
 from native_helpers import close, kernels
 
 from mlx_generative.families.ddpm.unet import ResBlock
-from mlx_generative.nn import norm
-from mlx_generative.nn.activations import silu
+from mlx_generative.nn import activations, norm
+from mlx_generative.nn.activations import rational_silu
 from mlx_generative.runtime import native
 
 
 def _reference(x, w, b, groups, eps):
-    return silu(w * norm._normalize(groups, eps)(x) + b)
+    return rational_silu(w * norm._normalize(groups, eps)(x) + b)
 
 
 def _native(x, w, b, groups, eps):
@@ -94,3 +94,35 @@ def test_a_residual_block_is_the_same_with_and_without_it(monkeypatch):
 def test_bad_shapes_are_clear_errors(x_shape, w_shape, groups, message):
     with pytest.raises(ValueError, match=message):
         kernels.group_norm_silu(mx.zeros(x_shape), mx.zeros(w_shape), mx.zeros(w_shape), groups, 1e-5)
+
+
+@pytest.mark.parametrize("shape", [(1,), (15,), (3, 5, 7, 33), (128, 28, 28, 4), (2, 300001)])
+def test_silu_alone_matches_the_rational_one(instruction_set, shape):
+    # Sizes off the vector width, and past one thread's block; values far past the clamp.
+    mx.random.seed(len(shape))
+    x = mx.random.normal(shape) * 10
+    close(kernels.silu(x), rational_silu(x))
+    probe = mx.random.normal(shape)
+    close(mx.grad(lambda x: mx.sum(kernels.silu(x) * probe))(x),
+          mx.grad(lambda x: mx.sum(rational_silu(x) * probe))(x))
+
+
+def test_silu_is_the_native_one_where_it_runs_and_the_same_without(monkeypatch):
+    x = mx.random.normal((4, 6, 6, 16)) * 3
+    probe = mx.random.normal(x.shape)
+
+    def value_and_grad():
+        return mx.value_and_grad(lambda x: mx.sum(activations.silu(x) * probe))(x)
+
+    assert native.silu_for(x) is kernels.silu
+    with_native = value_and_grad()
+    monkeypatch.setattr(native, "silu_for", lambda x: None)
+    without = value_and_grad()
+    for a, b in zip(with_native, without):
+        close(a, b)
+
+
+def test_silu_of_another_dtype_is_a_clear_error():
+    assert native.silu_for(mx.zeros((3,), dtype=mx.float16)) is None
+    with pytest.raises(ValueError, match="float32"):
+        kernels.silu(mx.zeros((3,), dtype=mx.float16))
