@@ -27,7 +27,7 @@ ENGINE = HERE / "engine_mlx.py"
 # (class, library pattern, function pattern): the first match wins.
 CLASSES = [
     ("GEMM (OpenBLAS: sgemm kernels and packing)", r"openblas", r""),
-    ("native kernels (convolution, GroupNorm + SiLU; uv sync --extra fast)", r"^_ext\.", r""),
+    ("native kernels (convolution, GroupNorm + SiLU, SiLU; uv sync --extra fast)", r"^_ext\.", r""),
     ("Python, C library and OS", r"python|^libc[.-]|^libm[.-]|^ld-linux|^libstdc|kernel\.kallsyms|^\[", r""),
     ("copies (pad, slice, transpose, concatenate)", r"libmlx", r"copy|Copy|concatenate|pad|slice"),
     ("reductions (sums, means, norms)", r"libmlx", r"reduc|Reduc|sum|Sum|strided_reduce"),
