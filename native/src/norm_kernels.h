@@ -36,6 +36,13 @@ inline T sigmoid(T a) {
   return 0.5f + 0.5f * (x * p / q);
 }
 
+// silu'(a) = s + silu(a) (1 - s), s = sigmoid(a): the GroupNorm + SiLU backward and SiLU's.
+template <class T>
+inline T silu_derivative(T a) {
+  const T s = sigmoid(a);
+  return s + a * s * (1.0f - s);
+}
+
 // Per-channel sums over a group's channels, made equal within each group: total / count.
 inline void group_means(float* per_channel, int channels, int groups, float count) {
   const int per_group = channels / groups;
@@ -106,8 +113,7 @@ inline void norm_silu_backward_image(const float* x, const float* w, const float
       const int64_t i = int64_t(p) * channels + c;
       const T x_hat = (load_as<T>(x + i) - m) * r;
       const T a = wc * x_hat + bc;
-      const T s = sigmoid(a);
-      const T ga = load_as<T>(dy + i) * (s + a * s * (1.0f - s));  // silu'(a) = s + silu(a) (1 - s)
+      const T ga = load_as<T>(dy + i) * silu_derivative(a);
       sum_ga += ga;
       sum_ga_xhat += ga * x_hat;
       store_as(dx + i, ga * wc);
@@ -144,11 +150,7 @@ inline void silu_forward(const float* a, float* y, int64_t n) {
 }
 
 inline void silu_backward(const float* a, const float* dy, float* dx, int64_t n) {
-  auto grad = [](auto v, auto g) {
-    const auto s = sigmoid(v);
-    return g * (s + v * s * (1.0f - s));  // silu'(a) = s + silu(a) (1 - s)
-  };
   int64_t i = 0;
-  for (; i + VW <= n; i += VW) store(dx + i, grad(load(a + i), load(dy + i)));
-  for (; i < n; ++i) dx[i] = grad(a[i], dy[i]);
+  for (; i + VW <= n; i += VW) store(dx + i, load(dy + i) * silu_derivative(load(a + i)));
+  for (; i < n; ++i) dx[i] = dy[i] * silu_derivative(a[i]);
 }
