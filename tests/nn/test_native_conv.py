@@ -117,16 +117,19 @@ def test_the_models_convolutions_match(instruction_set, x_shape, k, out_c, p):
     _check(mx.random.normal(x_shape), w, conv.square_taps(k), k - 1, (p, p, p, p))
 
 
-@pytest.mark.parametrize("layer", [layers.Down(16, 32), layers.Up(64, 32), conv.Conv2d(32, 32, 3, padding=1)])
-def test_layers_give_the_same_values_and_gradients_with_and_without_it(layer, monkeypatch):
-    mx.random.seed(4)
-    x = mx.random.normal((2, 14, 14, layer.weight.shape[-1]))
+def _same_with_and_without(monkeypatch, layer, *inputs, call=None):
+    """call(*inputs) (default: layer(*inputs)) with the native convolution and with the pure-MLX
+    one: the value of a generic loss, its gradients in every input, and in the layer's weight
+    and bias."""
+    call = call or layer
+    probe = mx.random.normal(call(*inputs).shape)  # a generic cotangent, not all ones
 
     def value_and_grads():
-        def loss(params, x):
+        def loss(params, *inputs):
             layer.update(params)
-            return mx.sum(layer(x) ** 2)
-        return mx.value_and_grad(loss, argnums=(0, 1))(layer.trainable_parameters(), x)
+            return mx.sum(call(*inputs) * probe)
+        argnums = tuple(range(1 + len(inputs)))
+        return mx.value_and_grad(loss, argnums=argnums)(layer.trainable_parameters(), *inputs)
 
     with_native = value_and_grads()
     monkeypatch.setattr(native, "conv_for", lambda x, w: None)
@@ -134,16 +137,14 @@ def test_layers_give_the_same_values_and_gradients_with_and_without_it(layer, mo
     _close(with_native[0], without[0])
     for a, b in zip(with_native[1][1:], without[1][1:]):
         _close(a, b)
-    _close(with_native[1][0]["weight"], without[1][0]["weight"])
-    _close(with_native[1][0]["bias"], without[1][0]["bias"])
+    for name in ("weight", "bias"):
+        _close(with_native[1][0][name], without[1][0][name])
 
 
-def _layer_value_and_grads(layer, x):
-    def loss(params, x):
-        layer.update(params)
-        return mx.sum(layer(x) * probe)
-    probe = mx.random.normal(layer(x).shape)
-    return mx.value_and_grad(loss, argnums=(0, 1))(layer.trainable_parameters(), x)
+@pytest.mark.parametrize("layer", [layers.Down(16, 32), layers.Up(64, 32), conv.Conv2d(32, 32, 3, padding=1)])
+def test_layers_give_the_same_values_and_gradients_with_and_without_it(layer, monkeypatch):
+    mx.random.seed(4)
+    _same_with_and_without(monkeypatch, layer, mx.random.normal((2, 14, 14, layer.weight.shape[-1])))
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -154,15 +155,7 @@ def test_four_interleaved_phases_are_the_up_layer(instruction_set, seed, monkeyp
     c, o = (int(v) for v in rng.choice([1, 2, 3, 8, 16, 17, 32, 64], size=2))
     layer = layers.Up(c, o)
     x = mx.random.normal((int(rng.integers(1, 4)), int(rng.integers(1, 9)), int(rng.integers(1, 16)), c))
-    mx.random.seed(seed)
-    with_native = _layer_value_and_grads(layer, x)
-    monkeypatch.setattr(native, "conv_for", lambda x, w: None)
-    mx.random.seed(seed)
-    without = _layer_value_and_grads(layer, x)
-    _close(with_native[0], without[0])
-    _close(with_native[1][1], without[1][1])
-    for name in ("weight", "bias"):
-        _close(with_native[1][0][name], without[1][0][name])
+    _same_with_and_without(monkeypatch, layer, x)
 
 
 def test_a_shifted_convolution_is_the_same_with_and_without_it(monkeypatch):
@@ -170,21 +163,7 @@ def test_a_shifted_convolution_is_the_same_with_and_without_it(monkeypatch):
     mx.random.seed(9)
     layer = conv.Conv2d(16, 32, 3, padding=1)
     x, shift = mx.random.normal((3, 7, 7, 16)), mx.random.normal((3, 32))
-
-    def value_and_grads():
-        def loss(params, x, shift):
-            layer.update(params)
-            return mx.sum(layer(x, shift=shift) ** 2)
-        return mx.value_and_grad(loss, argnums=(0, 1, 2))(layer.trainable_parameters(), x, shift)
-
-    with_native = value_and_grads()
-    monkeypatch.setattr(native, "conv_for", lambda x, w: None)
-    without = value_and_grads()
-    _close(with_native[0], without[0])
-    for a, b in zip(with_native[1][1:], without[1][1:]):
-        _close(a, b)
-    for name in ("weight", "bias"):
-        _close(with_native[1][0][name], without[1][0][name])
+    _same_with_and_without(monkeypatch, layer, x, shift, call=lambda x, shift: layer(x, shift=shift))
 
 
 def test_works_under_compile_and_on_another_stream():
