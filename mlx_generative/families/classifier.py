@@ -54,9 +54,9 @@ class Classifier(nn.Module):
 
     def features(self, x: mx.array) -> mx.array:
         """The penultimate activations (N, feature_dim)."""
-        h = nn.relu(self.down1(x))
-        h = nn.relu(self.conv2(h))
-        h = nn.relu(self.down2(h))
+        h = self.down1(x, relu=True)  # relu(conv(x)), in one native call where it runs
+        h = self.conv2(h, relu=True)
+        h = self.down2(h, relu=True)
         return nn.relu(self.hidden(h.reshape(h.shape[0], -1)))
 
     def __call__(self, x: mx.array) -> mx.array:

@@ -151,19 +151,20 @@ def conv2d_valid(x: mx.array, w: mx.array) -> mx.array:
 
 def padded_tap_conv(x: mx.array, w: mx.array, taps: tuple[tuple[int, int], ...], margin: int,
                     pad: tuple[int, int, int, int], bias: mx.array | None = None,
-                    shift: mx.array | None = None) -> mx.array:
+                    shift: mx.array | None = None, relu: bool = False) -> mx.array:
     """``tap_conv(taps, margin)`` of x zero-padded by pad = (top, bottom, left, right), plus
-    ``bias`` (out,) and ``shift`` (N, out), one per image, when given.
+    ``bias`` (out,) and ``shift`` (N, out), one per image, when given; then ``nn.relu`` if ``relu``.
 
-    The native primitive pads as it reads, and starts its sums from the bias and shift, when
-    it is installed and can run here (its backward pass then sums their gradients from the
-    output gradient it reads anyway). Otherwise the padding is an ``mx.pad`` copy, the sum is
-    this file's ``tap_conv``, and the bias and shift are added after.
+    The native primitive pads as it reads, starts its sums from the bias and shift, and clamps
+    each image's output while it is in cache, when it is installed and can run here (its
+    backward pass then sums their gradients from the output gradient it reads anyway).
+    Otherwise the padding is an ``mx.pad`` copy, the sum is this file's ``tap_conv``, and the
+    bias, shift and ReLU are applied after.
     """
     native_conv = native.conv_for(x, w)
     if native_conv is not None:
         start = shift if bias is None else bias if shift is None else bias + shift
-        return native_conv(x, w, list(taps), margin, pad, start)
+        return native_conv(x, w, list(taps), margin, pad, start, 1, relu)
     top, bottom, left, right = pad
     if any(pad):
         x = mx.pad(x, [(0, 0), (top, bottom), (left, right), (0, 0)])
@@ -172,16 +173,16 @@ def padded_tap_conv(x: mx.array, w: mx.array, taps: tuple[tuple[int, int], ...],
         y = y + bias
     if shift is not None:
         y = y + shift[:, None, None, :]  # (N, out) broadcast over H, W
-    return y
+    return nn.relu(y) if relu else y
 
 
 def conv2d(x: mx.array, w: mx.array, pad: tuple[int, int, int, int], bias: mx.array | None = None,
-           shift: mx.array | None = None) -> mx.array:
+           shift: mx.array | None = None, relu: bool = False) -> mx.array:
     """Stride-1 cross-correlation of x zero-padded by pad = (top, bottom, left, right);
     w: (out, k, k, C) square. As ``conv2d_valid`` of the padded x, plus the optional
-    ``bias`` (out,) and per-image ``shift`` (N, out) (see ``padded_tap_conv``)."""
+    ``bias`` (out,) and per-image ``shift`` (N, out), then a ReLU if asked (see ``padded_tap_conv``)."""
     k = w.shape[1]
-    return padded_tap_conv(x, tap_weights(w), square_taps(k), k - 1, pad, bias, shift)
+    return padded_tap_conv(x, tap_weights(w), square_taps(k), k - 1, pad, bias, shift, relu)
 
 
 class Conv2d(nn.Module):
@@ -199,12 +200,14 @@ class Conv2d(nn.Module):
         out_c, k, _, in_c = self.weight.shape
         return f"{in_c}, {out_c}, kernel_size={k}, padding={self.padding}"
 
-    def __call__(self, x: mx.array, shift: mx.array | None = None) -> mx.array:
+    def __call__(self, x: mx.array, shift: mx.array | None = None, relu: bool = False) -> mx.array:
         """The convolution of x, plus ``shift`` (N, out) per image when given (the UNet adds
-        its time embedding so: inside the native kernel, it costs no pass of its own)."""
+        its time embedding so: inside the native kernel, it costs no pass of its own), then
+        ``nn.relu`` with ``relu`` (fused into the native kernel too)."""
         p = self.padding
         out_c, k, _, in_c = self.weight.shape
         if k == 1 and p == 0:  # a 1x1 convolution is one GEMM over the pixels as they are
             y = x @ self.weight.reshape(out_c, in_c).T + self.bias
-            return y if shift is None else y + shift[:, None, None, :]
-        return conv2d(x, self.weight, (p, p, p, p), self.bias, shift)
+            y = y if shift is None else y + shift[:, None, None, :]
+            return nn.relu(y) if relu else y
+        return conv2d(x, self.weight, (p, p, p, p), self.bias, shift, relu)

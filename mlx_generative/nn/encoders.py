@@ -29,8 +29,8 @@ class ConvEncoder(nn.Module):
         self.down2 = Down(c1, c2)  # S/2 -> S/4
 
     def __call__(self, x: mx.array) -> mx.array:
-        h = nn.relu(self.down1(x))
-        h = nn.relu(self.down2(h))
+        h = self.down1(x, relu=True)  # relu(conv(x)), in one native call where it runs
+        h = self.down2(h, relu=True)
         return h.reshape(h.shape[0], -1)
 
 
@@ -55,5 +55,5 @@ class ConvDecoder(nn.Module):
 
     def __call__(self, z: mx.array) -> mx.array:
         h = nn.relu(self.project(z)).reshape(-1, self.side, self.side, self.c2)
-        h = nn.relu(self.up1(h))
+        h = self.up1(h, relu=True)
         return self.up2(h)

@@ -61,9 +61,10 @@ class Down(nn.Module):
         w = w.reshape(out_c, 2, 2, 2, 2, in_c)  # (out, u, row phase, v, col phase, in)
         return w.transpose(0, 1, 3, 2, 4, 5).reshape(out_c, 2, 2, 4 * in_c)
 
-    def __call__(self, x: mx.array) -> mx.array:
+    def __call__(self, x: mx.array, relu: bool = False) -> mx.array:
+        """The convolution of x; ``nn.relu`` of it with ``relu`` (fused into the native kernel)."""
         blocks = space_to_depth(x)  # (N, H/2, W/2, 4*in), padded by one block at the top and left:
-        return conv2d(blocks, self.block_kernel(), (1, 0, 1, 0), self.bias)
+        return conv2d(blocks, self.block_kernel(), (1, 0, 1, 0), self.bias, relu=relu)
 
 
 class Up(nn.Module):
@@ -92,7 +93,8 @@ class Up(nn.Module):
         w = mx.stack([self.weight[:, 3 - ry - 2 * a, 3 - rx - 2 * b, :].T for a in (0, 1) for b in (0, 1)])
         return taps, w
 
-    def __call__(self, x: mx.array) -> mx.array:
+    def __call__(self, x: mx.array, relu: bool = False) -> mx.array:
+        """The transposed convolution of x; ``nn.relu`` of it with ``relu`` (fused into the native kernel)."""
         n, h, w, _ = x.shape
         phases = [self.phase_kernel(ry, rx) for ry in (0, 1) for rx in (0, 1)]
         native_conv = native.conv_for(x, self.weight)
@@ -101,12 +103,13 @@ class Up(nn.Module):
             # straight to its interleaved pixels.
             taps = [tap for phase_taps, _ in phases for tap in phase_taps]
             kernel = mx.concatenate([phase_w for _, phase_w in phases])  # (16 taps, in, out), phase-major
-            return native_conv(x, kernel, taps, 2, (1, 1, 1, 1), self.bias, 4)
+            return native_conv(x, kernel, taps, 2, (1, 1, 1, 1), self.bias, 4, relu)
         x = mx.pad(x, [(0, 0), (1, 1), (1, 1), (0, 0)])  # one padded copy for the four phases
         y = [tap_conv(phase_taps, 2)(x, phase_w) for phase_taps, phase_w in phases]
         # (N, H, [ry], W, [rx], out) is row-major (N, 2H, 2W, out): stacking is the interleave.
         rows = [mx.stack(y[2 * ry : 2 * ry + 2], axis=3) for ry in (0, 1)]
-        return mx.stack(rows, axis=2).reshape(n, 2 * h, 2 * w, -1) + self.bias
+        y = mx.stack(rows, axis=2).reshape(n, 2 * h, 2 * w, -1) + self.bias
+        return nn.relu(y) if relu else y
 
 
 def timestep_embedding(t: mx.array, dim: int, max_period: float = 10000.0) -> mx.array:

@@ -79,7 +79,8 @@ std::vector<float> pack(const float* w, int taps, int c, int o, bool transpose, 
 
 bool Geometry::operator==(const Geometry& other) const {
   return n == other.n && h == other.h && w == other.w && c == other.c && o == other.o && pad == other.pad &&
-         margin == other.margin && taps == other.taps && bias == other.bias && phases == other.phases;
+         margin == other.margin && taps == other.taps && bias == other.bias && phases == other.phases &&
+         relu == other.relu;
 }
 
 void check(const Geometry& g) {
@@ -130,6 +131,17 @@ void gather_phase(const Geometry& g, const OutputLayout& layout, const float* im
                   sizeof(float) * g.o);
 }
 
+// The output gradient of image n as the loops read it: dy itself, or with a ReLU, the part of
+// it that passed (y > 0), written into `passed` (one image, per worker: it stays in cache).
+const float* image_grad(const Geometry& g, const OutputLayout& layout, const float* dy, const float* y, int n,
+                        std::vector<float>& passed) {
+  const float* dyn = dy + n * layout.image;
+  if (!g.relu) return dyn;
+  passed.resize(layout.image);
+  kernels().relu_gradient(dyn, y + n * layout.image, passed.data(), layout.image);
+  return passed.data();
+}
+
 }  // namespace
 
 void forward(const Geometry& g, const float* x, const float* w, const float* b, float* y) {
@@ -152,11 +164,12 @@ void forward(const Geometry& g, const float* x, const float* w, const float* b, 
       for (int p = 0; p < g.phases; ++p)
         k.forward_image(src, image.cols(), g.c, per_phase, off[p].data(), packed[p].data(), bias.data(), g.o, narrow,
                         y + n * layout.image + layout.phase_base(g, p), layout.row, layout.pixel, g.ho(), g.wo());
+      if (g.relu) k.relu_in_place(y + n * layout.image, layout.image);
     }
   });
 }
 
-void input_grad(const Geometry& g, const float* dy, const float* w, float* dx) {
+void input_grad(const Geometry& g, const float* dy, const float* y, const float* w, float* dx) {
   // Per phase: dx[a, b] += sum_t dy[a + top - dy_t, b + left - dx_t] @ w[t]^T, where dy is zero
   // outside its (ho, wo) grid: a forward pass over dy padded by (max dy_t, max dx_t) at the top
   // and left, with tap t mirrored to (top + max dy - dy_t, left + max dx - dx_t).
@@ -197,10 +210,12 @@ void input_grad(const Geometry& g, const float* dy, const float* w, float* dx) {
     // With phases: each phase's dy gathered, and each phase's share of dx before it is added.
     std::vector<float> phase_dy(g.phases > 1 ? size_t(g.ho()) * g.wo() * g.o : 0);
     std::vector<float> share(g.phases > 1 ? size_t(in_image) : 0);
+    std::vector<float> passed;
     for (int n = first; n < last; ++n) {
       float* dxn = dx + n * in_image;
+      const float* dyn = image_grad(g, layout, dy, y, n, passed);
       for (int p = 0; p < g.phases; ++p) {
-        const float* grad = dy + n * layout.image;
+        const float* grad = dyn;
         if (g.phases > 1) {
           gather_phase(g, layout, grad, p, phase_dy.data(), g.o);
           grad = phase_dy.data();
@@ -216,7 +231,7 @@ void input_grad(const Geometry& g, const float* dy, const float* w, float* dx) {
   });
 }
 
-void weight_grad(const Geometry& g, const float* x, const float* dy, float* dw, float* db) {
+void weight_grad(const Geometry& g, const float* x, const float* dy, const float* y, float* dw, float* db) {
   const Kernels& k = kernels();
   const int taps = int(g.taps.size()), per_phase = taps / g.phases;
   const bool narrow = is_narrow(g.o, k.vector_floats);
@@ -238,9 +253,10 @@ void weight_grad(const Geometry& g, const float* x, const float* dy, float* dw, 
     // phase of whole vectors; otherwise each image's phase is first copied so.
     const bool repack = g.phases > 1 || opad != g.o;
     std::vector<float> grad(repack ? size_t(g.ho()) * g.wo() * opad : 0, 0.0f);
+    std::vector<float> passed;
     for (int n = first; n < last; ++n) {
       const float* src = image.load(x, n);
-      const float* dyn = dy + n * layout.image;
+      const float* dyn = image_grad(g, layout, dy, y, n, passed);
       if (g.bias != Bias::none)
         k.channel_sums(dyn, int(layout.image / g.o), g.o,
                        g.bias == Bias::per_image ? db + int64_t(n) * g.o : partial_db[worker].data());

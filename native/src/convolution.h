@@ -8,6 +8,8 @@
 // layers of mlx_generative/nn/layers.py are a few taps each (see there). The bias b is optional:
 // one (O) for every image, or one per image (N, O), as the UNet adds its time embedding.
 // With four phases (see Geometry) one call is the whole stride-2 transposed convolution (Up).
+// With relu the output is max(y, 0): the ReLU that follows most encoder and decoder layers,
+// applied to each image while it is still in cache instead of in a pass of its own.
 #pragma once
 
 #include <array>
@@ -30,6 +32,8 @@ struct Geometry {
   // a stride-2 upsampling, and the output interleaves them: (N, 2 ho, 2 wo, O), phase (ry, rx)
   // at the pixels (2i + ry, 2j + rx). w holds the phases' matrices in the same order.
   int phases = 1;
+  // y = max(0, ...). The gradients then let dy through only where y > 0, so they take y too.
+  bool relu = false;
 
   int hp() const { return h + pad[0] + pad[1]; }
   int wp() const { return w + pad[2] + pad[3]; }
@@ -44,8 +48,9 @@ void check(const Geometry& g);
 
 // b: (O) or (N, O) as g.bias says; nullptr when it says none.
 void forward(const Geometry& g, const float* x, const float* w, const float* b, float* y);
-void input_grad(const Geometry& g, const float* dy, const float* w, float* dx);
+// y: the forward output when g.relu (its positive entries are where dy counts), else nullptr.
+void input_grad(const Geometry& g, const float* dy, const float* y, const float* w, float* dx);
 // db: the bias gradient, shaped as the bias (nullptr when there is none).
-void weight_grad(const Geometry& g, const float* x, const float* dy, float* dw, float* db);
+void weight_grad(const Geometry& g, const float* x, const float* dy, const float* y, float* dw, float* db);
 
 }  // namespace mg_kernels

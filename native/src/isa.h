@@ -18,6 +18,9 @@ struct Kernels {
   void (*weight_image_narrow)(const float* src, int src_width, int c_in, int taps, const int64_t* off,
                               const float* go, int o_total, int height, int width, float* dw);
   void (*channel_sums)(const float* g, int pixels, int channels, float* sums);  // sums += per channel
+  // A convolution's ReLU: y = max(y, 0) in place; and the gradient it lets through, g = y > 0 ? dy : 0.
+  void (*relu_in_place)(float* y, int64_t n);
+  void (*relu_gradient)(const float* dy, const float* y, float* g, int64_t n);
   // GroupNorm + SiLU of one (pixels, channels) image (norm_kernels.h).
   void (*norm_silu_forward_image)(const float* x, const float* w, const float* b, int pixels, int channels,
                                   int groups, float eps, float* y, float* scratch);

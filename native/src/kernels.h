@@ -81,6 +81,23 @@ inline void channel_sums(const float* g, int pixels, int channels, float* sums) 
   });
 }
 
+// ReLU after a convolution, one image at a time while it is in cache. The gradient tests the
+// clamped output: y > 0 exactly where the sum before it was > 0 (mx.maximum's gradient too).
+inline void relu_in_place(float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + VW <= n; i += VW) {
+    const V v = load(y + i);
+    store(y + i, v > 0.0f ? v : V{});
+  }
+  for (; i < n; ++i) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+}
+
+inline void relu_gradient(const float* dy, const float* y, float* g, int64_t n) {
+  int64_t i = 0;
+  for (; i + VW <= n; i += VW) store(g + i, load(y + i) > 0.0f ? load(dy + i) : V{});
+  for (; i < n; ++i) g[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
 // ---- forward, wide outputs: a tile of R pixels along a row x OV output vectors ----------------
 
 // src: the buffer at this tile's first pixel; off[t]: tap t's offset in floats; wp: packed
@@ -316,7 +333,8 @@ inline void weight_image_narrow(const float* src, int src_width, int c_in, int t
 
 // The table dispatch.cpp chooses from.
 inline Kernels kernels() {
-  return {MG_ISA_NAME,      VW, &forward_image, &weight_image_wide, &weight_image_narrow, &channel_sums,
+  return {MG_ISA_NAME,     VW,          &forward_image,           &weight_image_wide,
+          &weight_image_narrow, &channel_sums, &relu_in_place, &relu_gradient,
           &norm_silu_forward_image, &norm_silu_backward_image, &silu_forward, &silu_backward};
 }
 

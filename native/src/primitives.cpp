@@ -45,24 +45,29 @@ void TapConv::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) {
 void TapConv::eval_gpu(const std::vector<mx::array>&, mx::array&) { no_gpu(name()); }
 
 std::vector<mx::array> TapConv::vjp(const std::vector<mx::array>& primals, const std::vector<mx::array>& cotangents,
-                                    const std::vector<int>& argnums, const std::vector<mx::array>&) {
+                                    const std::vector<int>& argnums, const std::vector<mx::array>& outputs) {
   const mx::array& x = primals[0];
   const mx::array& w = primals[1];
   // The cotangent may be a broadcast or a strided view: the loops read plain row-major arrays.
   const mx::array dy = mx::contiguous(cotangents[0], false, stream());
+  // With a ReLU, the gradients read the output too: dy counts only where it is > 0.
+  auto with_output = [&](std::vector<mx::array> inputs) {
+    if (geometry_.relu) inputs.push_back(outputs[0]);
+    return inputs;
+  };
   std::vector<mx::array> parameter_grads;  // dw, then db when there is a bias: one primitive
   for (int arg : argnums)
     if (arg > 0 && parameter_grads.empty()) {
       std::vector<mx::Shape> shapes{w.shape()};
       if (primals.size() > 2) shapes.push_back(primals[2].shape());
       parameter_grads = mx::array::make_arrays(shapes, std::vector<mx::Dtype>(shapes.size(), mx::float32),
-                                               std::make_shared<TapConvWeightGrad>(stream(), geometry_), {x, dy});
+                                               std::make_shared<TapConvWeightGrad>(stream(), geometry_), with_output({x, dy}));
     }
   std::vector<mx::array> grads;
   for (int arg : argnums) {
     if (arg == 0)
       grads.emplace_back(x.shape(), mx::float32, std::make_shared<TapConvInputGrad>(stream(), geometry_),
-                         std::vector<mx::array>{dy, w});
+                         with_output({dy, w}));
     else
       grads.push_back(parameter_grads[arg - 1]);
   }
@@ -75,8 +80,9 @@ bool TapConv::is_equivalent(const mx::Primitive& other) const {
 
 void TapConvInputGrad::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) {
   auto& encoder = prepare(stream(), inputs, {&out});
-  encoder.dispatch([g = geometry_, dy = inputs[0].data<float>(), w = inputs[1].data<float>(), dx = out.data<float>()] {
-    input_grad(g, dy, w, dx);
+  const float* y = geometry_.relu ? inputs[2].data<float>() : nullptr;
+  encoder.dispatch([g = geometry_, dy = inputs[0].data<float>(), y, w = inputs[1].data<float>(), dx = out.data<float>()] {
+    input_grad(g, dy, y, w, dx);
   });
 }
 
@@ -89,9 +95,10 @@ bool TapConvInputGrad::is_equivalent(const mx::Primitive& other) const {
 void TapConvWeightGrad::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
   const bool bias = outputs.size() > 1;
   auto& encoder = bias ? prepare(stream(), inputs, {&outputs[0], &outputs[1]}) : prepare(stream(), inputs, {&outputs[0]});
-  encoder.dispatch([g = geometry_, x = inputs[0].data<float>(), dy = inputs[1].data<float>(),
+  const float* y = geometry_.relu ? inputs[2].data<float>() : nullptr;
+  encoder.dispatch([g = geometry_, x = inputs[0].data<float>(), dy = inputs[1].data<float>(), y,
                     dw = outputs[0].data<float>(), db = bias ? outputs[1].data<float>() : nullptr] {
-    weight_grad(g, x, dy, dw, db);
+    weight_grad(g, x, dy, y, dw, db);
   });
 }
 
@@ -102,13 +109,14 @@ bool TapConvWeightGrad::is_equivalent(const mx::Primitive& other) const {
 }
 
 mx::array tap_conv(const mx::array& x, const mx::array& w, const std::vector<std::pair<int, int>>& taps, int margin,
-                   std::array<int, 4> pad, const std::optional<mx::array>& bias, int phases, mx::StreamOrDevice s) {
+                   std::array<int, 4> pad, const std::optional<mx::array>& bias, int phases, bool relu,
+                   mx::StreamOrDevice s) {
   if (x.ndim() != 4) throw std::invalid_argument("tap_conv: x must be (N, H, W, C), got " + std::to_string(x.ndim()) + " dimensions");
   if (w.ndim() != 3) throw std::invalid_argument("tap_conv: w must be (taps, C_in, C_out), got " + std::to_string(w.ndim()) + " dimensions");
   if (x.dtype() != mx::float32 || w.dtype() != mx::float32) throw std::invalid_argument("tap_conv: x and w must be float32");
   Geometry g;
   g.n = x.shape(0), g.h = x.shape(1), g.w = x.shape(2), g.c = x.shape(3), g.o = w.shape(2);
-  g.pad = pad, g.margin = margin, g.taps = taps, g.phases = phases;
+  g.pad = pad, g.margin = margin, g.taps = taps, g.phases = phases, g.relu = relu;
   if (w.shape(0) != int(taps.size()) || w.shape(1) != g.c)
     throw std::invalid_argument("tap_conv: w must be (" + std::to_string(taps.size()) + ", " + std::to_string(g.c) +
                                 ", C_out) for " + std::to_string(taps.size()) + " taps and " + std::to_string(g.c) +

@@ -12,12 +12,12 @@
 
 namespace mg_kernels {
 
-// y = tap_conv(x, w, taps, margin, pad, bias, phases): see convolution.h. Differentiable in x,
-// w and the bias, which is optional: (O) or (N, O).
+// y = tap_conv(x, w, taps, margin, pad, bias, phases, relu): see convolution.h. Differentiable
+// in x, w and the bias, which is optional: (O) or (N, O).
 mlx::core::array tap_conv(const mlx::core::array& x, const mlx::core::array& w,
                           const std::vector<std::pair<int, int>>& taps, int margin, std::array<int, 4> pad,
                           const std::optional<mlx::core::array>& bias = std::nullopt, int phases = 1,
-                          mlx::core::StreamOrDevice s = {});
+                          bool relu = false, mlx::core::StreamOrDevice s = {});
 
 class TapConv : public mlx::core::UnaryPrimitive {
  public:
@@ -34,7 +34,8 @@ class TapConv : public mlx::core::UnaryPrimitive {
   Geometry geometry_;
 };
 
-// dL/dx from (dL/dy, w). Not differentiable itself (no second derivatives).
+// dL/dx from (dL/dy, w), and the output y after a ReLU. Not differentiable itself (no second
+// derivatives).
 class TapConvInputGrad : public mlx::core::UnaryPrimitive {
  public:
   TapConvInputGrad(mlx::core::Stream stream, Geometry geometry)
@@ -48,7 +49,8 @@ class TapConvInputGrad : public mlx::core::UnaryPrimitive {
   Geometry geometry_;
 };
 
-// dL/dw, and dL/db when there is a bias, from (x, dL/dy): one pass over dy for both.
+// dL/dw, and dL/db when there is a bias, from (x, dL/dy), and the output y after a ReLU: one
+// pass over dy for both.
 class TapConvWeightGrad : public mlx::core::Primitive {
  public:
   TapConvWeightGrad(mlx::core::Stream stream, Geometry geometry)

@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import mlx.core as mx
+import mlx.nn as nn
 import numpy as np
 import pytest
 from native_helpers import INSTRUCTION_SETS, kernels
@@ -22,25 +23,25 @@ from mlx_generative.nn import conv, layers
 from mlx_generative.runtime import native
 
 
-def _reference(x, w, taps, margin, pad, bias=None):
+def _reference(x, w, taps, margin, pad, bias=None, relu=False):
     top, bottom, left, right = pad
     y = conv.tap_conv(tuple(taps), margin)(mx.pad(x, [(0, 0), (top, bottom), (left, right), (0, 0)]), w)
-    if bias is None:
-        return y
-    return y + (bias if bias.ndim == 1 else bias[:, None, None, :])
+    if bias is not None:
+        y = y + (bias if bias.ndim == 1 else bias[:, None, None, :])
+    return nn.relu(y) if relu else y
 
 
-def _native(x, w, taps, margin, pad, bias=None):
-    return kernels.tap_conv(x, w, list(taps), margin, tuple(pad), bias)
+def _native(x, w, taps, margin, pad, bias=None, relu=False):
+    return kernels.tap_conv(x, w, list(taps), margin, tuple(pad), bias, 1, relu)
 
 
-def _check(x, w, taps, margin, pad, bias=None):
-    ref = _reference(x, w, taps, margin, pad, bias)
-    _close(_native(x, w, taps, margin, pad, bias), ref)
+def _check(x, w, taps, margin, pad, bias=None, relu=False):
+    ref = _reference(x, w, taps, margin, pad, bias, relu)
+    _close(_native(x, w, taps, margin, pad, bias, relu), ref)
     probe = mx.random.normal(ref.shape)  # a generic cotangent, not all ones
 
     def loss(f):
-        return lambda *args: mx.sum(f(*args[:2], taps, margin, pad, *args[2:]) * probe)
+        return lambda *args: mx.sum(f(*args[:2], taps, margin, pad, *args[2:], relu=relu) * probe)
 
     args, argnums = ((x, w), (0, 1)) if bias is None else ((x, w, bias), (0, 1, 2))
     for ours, theirs in zip(mx.grad(loss(_native), argnums=argnums)(*args),
@@ -87,6 +88,20 @@ def test_a_bias_and_its_gradient_match(instruction_set, seed, per_image):
     mx.random.seed(seed)
     bias = mx.random.normal((x_shape[0], w_shape[-1]) if per_image else (w_shape[-1],))
     _check(mx.random.normal(x_shape), mx.random.normal(w_shape), taps, margin, pad, bias)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_relu_after_the_convolution_and_its_gradient_match(instruction_set, seed):
+    # relu=True clamps each image's output in the kernel; the gradients then pass dy only
+    # where the output is > 0, as nn.relu's does. Random signs put about half on each side.
+    rng = np.random.default_rng(300 + seed)
+    x_shape, w_shape, taps, margin, pad = _random_case(rng)
+    mx.random.seed(seed)
+    bias = mx.random.normal((w_shape[-1],)) if seed % 2 else None
+    x, w = mx.random.normal(x_shape), mx.random.normal(w_shape)
+    y = _native(x, w, taps, margin, pad, bias, relu=True)
+    assert mx.min(y).item() == 0.0  # clamped, not merely close to the reference
+    _check(x, w, taps, margin, pad, bias, relu=True)
 
 
 def test_a_gradient_of_the_bias_alone_or_of_the_weights_alone():
@@ -141,10 +156,14 @@ def _same_with_and_without(monkeypatch, layer, *inputs, call=None):
         _close(with_native[1][0][name], without[1][0][name])
 
 
-@pytest.mark.parametrize("layer", [layers.Down(16, 32), layers.Up(64, 32), conv.Conv2d(32, 32, 3, padding=1)])
-def test_layers_give_the_same_values_and_gradients_with_and_without_it(layer, monkeypatch):
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("layer", [layers.Down(16, 32), layers.Up(64, 32), conv.Conv2d(32, 32, 3, padding=1),
+                                   conv.Conv2d(8, 16, 1)])
+def test_layers_give_the_same_values_and_gradients_with_and_without_it(layer, relu, monkeypatch):
+    # relu=True: the ReLU after the layer, inside the native call (the encoders' and decoders').
     mx.random.seed(4)
-    _same_with_and_without(monkeypatch, layer, mx.random.normal((2, 14, 14, layer.weight.shape[-1])))
+    _same_with_and_without(monkeypatch, layer, mx.random.normal((2, 14, 14, layer.weight.shape[-1])),
+                           call=lambda x: layer(x, relu=relu))
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -155,7 +174,8 @@ def test_four_interleaved_phases_are_the_up_layer(instruction_set, seed, monkeyp
     c, o = (int(v) for v in rng.choice([1, 2, 3, 8, 16, 17, 32, 64], size=2))
     layer = layers.Up(c, o)
     x = mx.random.normal((int(rng.integers(1, 4)), int(rng.integers(1, 9)), int(rng.integers(1, 16)), c))
-    _same_with_and_without(monkeypatch, layer, x)
+    relu = bool(seed % 2)  # the decoder's first Up has its ReLU inside: clamped per phase pixel
+    _same_with_and_without(monkeypatch, layer, x, call=lambda x: layer(x, relu=relu))
 
 
 def test_a_shifted_convolution_is_the_same_with_and_without_it(monkeypatch):
