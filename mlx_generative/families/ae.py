@@ -84,7 +84,7 @@ class AE(nn.Module):
 def ae_loss(model: AE, x: mx.array, scalars: dict, loss: str = "mse"):
     """Reconstruction loss per pixel, on pixels in [0, 1]: (objective, {"mse", "bce"})."""
     logits = model(x)
-    mse = mx.mean((mx.sigmoid(logits) - x) ** 2)  # L = 1/N sum_i ||x_hat_i - x_i||^2, per pixel
+    mse = mx.mean(mx.square(mx.sigmoid(logits) - x))  # L = 1/N sum_i ||x_hat_i - x_i||^2, per pixel
     bce = mx.mean(nn.losses.binary_cross_entropy(logits, x, with_logits=True, reduction="none"))
     objective = mse if loss == "mse" else bce
     return objective, {"mse": mse, "bce": bce}

@@ -146,7 +146,7 @@ def ddpm_loss(model: TinyUNet, batch, scalars: dict, schedule: Schedule, label_d
     if y is not None:
         y = drop_labels(y, label_dropout, model.null_label)
     target = noise if prediction == "eps" else schedule.velocity(x0, noise, t)
-    per_image = mx.mean((model(x_t, t, y) - target) ** 2, axis=(1, 2, 3))  # ||eps_theta(x_t, t) - eps||^2
+    per_image = mx.mean(mx.square(model(x_t, t, y) - target), axis=(1, 2, 3))  # ||eps_theta(x_t, t) - eps||^2
     mse = mx.mean(per_image)
     if not min_snr_gamma:
         return mse, {"mse": mse}
@@ -230,7 +230,7 @@ class DDPMFamily(Family):
             noise = mx.random.normal(x0.shape, key=mx.random.key(EVAL_SEED + a))
             x_t = schedule.add_noise(x0, noise, t)
             eps = self.noise_prediction(model, opts, schedule)(x_t, t, labels_chunk(labels, a, b))
-            parts.append((b - a, {"mse": mx.mean((eps - noise) ** 2)}))
+            parts.append((b - a, {"mse": mx.mean(mx.square(eps - noise))}))
         return weighted_means(parts)
 
     def sampling(self, opts, overrides: dict) -> Sampling:

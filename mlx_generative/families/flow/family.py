@@ -93,7 +93,7 @@ def flow_loss(model: TinyUNet, batch, scalars: dict, time_sampling: str = "logit
     x_t = interpolate(x0, noise, t)  # (1 - t) x_0 + t eps
     if y is not None:
         y = drop_labels(y, label_dropout, model.null_label)
-    mse = mx.mean((velocity(model, x_t, t, y) - target_velocity(x0, noise)) ** 2)  # ||v_theta - (eps - x_0)||^2
+    mse = mx.mean(mx.square(velocity(model, x_t, t, y) - target_velocity(x0, noise)))  # ||v_theta - (eps - x_0)||^2
     return mse, {"mse": mse}
 
 
@@ -155,7 +155,7 @@ class FlowFamily(Family):
             t = ((mx.arange(a, b) % HELDOUT_TIMES) + 0.5) / HELDOUT_TIMES
             noise = mx.random.normal(x0.shape, key=mx.random.key(EVAL_SEED + a))
             v = velocity(model, interpolate(x0, noise, t), t, labels_chunk(labels, a, b))
-            parts.append((b - a, {"mse": mx.mean((v - target_velocity(x0, noise)) ** 2)}))
+            parts.append((b - a, {"mse": mx.mean(mx.square(v - target_velocity(x0, noise)))}))
         return weighted_means(parts)
 
     def sampling(self, opts, overrides: dict) -> Sampling:
