@@ -22,7 +22,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import mlx_generative  # noqa: E402,F401  (loads the fast BLAS before mlx.core: keep it first)
 import mlx.core as mx  # noqa: E402
-import mlx.optimizers as optim  # noqa: E402
 import numpy as np  # noqa: E402
 from mlx.utils import tree_flatten  # noqa: E402
 
@@ -30,6 +29,7 @@ import engine_args  # noqa: E402  (beside this script)
 from mlx_generative.families import FAMILIES  # noqa: E402
 from mlx_generative.runtime import blas, native, parallel  # noqa: E402
 from mlx_generative.runtime.info import gemm_gflops  # noqa: E402
+from mlx_generative.training.adam import Adam  # noqa: E402
 from mlx_generative.training.options import TrainOptions, resolve  # noqa: E402
 from mlx_generative.training.trainer import make_train_step  # noqa: E402
 
@@ -48,7 +48,7 @@ def step_command(args) -> dict:
     mx.random.seed(0)
     model = family.build(family.model_args(opts))
     scalars = {k: mx.array(v, dtype=mx.float32) for k, v in family.scalars_at(opts)(args.warmup).items()}
-    step, state = make_train_step(model, optim.Adam(opts.lr, bias_correction=True), family.loss_fn(opts),
+    step, state = make_train_step(model, Adam(opts.lr), family.loss_fn(opts),
                                   shards=shards)
     x = np.random.default_rng(0).random((args.batch, 28, 28, 1), dtype=np.float32)
     batch = mx.array(x * 2 - 1 if family.scale == "symmetric" else x)

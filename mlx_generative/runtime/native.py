@@ -3,10 +3,11 @@
     uv sync --extra fast        # CMake >= 3.24 and a C++20 compiler; see README, "Speed"
 
 When the extension (the ``mlx-generative-kernels`` distribution) is installed, every
-convolution in ``nn/`` that runs on a CPU stream in float32, and the UNet's GroupNorm + SiLU
-and SiLU, go through its MLX primitives: vectorised loops (AVX-512, AVX2 or SSE2, chosen at run time;
-NEON on ARM) with their gradients written out by hand. Without it, the pure-MLX layers in
-``nn/conv.py``, ``nn/norm.py`` and ``nn/activations.py`` run, as they always can: nothing in
+convolution in ``nn/`` that runs on a CPU stream in float32 (with the ReLU after it when there
+is one), the UNet's GroupNorm + SiLU and SiLU, and Adam's update (training/adam.py) go through
+its MLX primitives: vectorised loops (AVX-512, AVX2 or SSE2, chosen at run time; NEON on ARM)
+with their gradients written out by hand. Without it, the pure-MLX layers in ``nn/conv.py``,
+``nn/norm.py`` and ``nn/activations.py`` and MLX's own Adam run, as they always can: nothing in
 the package needs a compiler.
 
 Environment:
@@ -86,6 +87,12 @@ def silu_for(x: mx.array):
     """The native ``silu(x)`` when it can run, else None."""
     native = _runs(x)
     return native.silu if native else None
+
+
+def adam_for(*arrays: mx.array):
+    """The native ``adam_update(k, p, g, m, v)`` when it can run on these arrays, else None."""
+    native = _runs(*arrays)
+    return native.adam_update if native else None
 
 
 def describe() -> str:

@@ -27,6 +27,7 @@ from ..families import get_family
 from ..families.base import NUM_CLASSES, Family
 from ..runtime import blas, jit, parallel, prebuild
 from . import checkpoint, distributed, runconfig, runlock
+from .adam import Adam
 from .options import TrainOptions, from_overrides, resolve
 from .pictures import write_grids, write_progress_frame, write_progress_gif
 from .runconfig import DataInfo, RunConfig
@@ -60,7 +61,7 @@ def train(kind: str, options: TrainOptions | None = None, *, resume=None, verbos
     mx.random.seed(opts.seed)  # the weights' initialisation
     model_args = saved.model if saved else family.model_args(opts)
     model = build_model(saved, resume) if saved else family.build(model_args)
-    optimizer = optim.Adam(learning_rate=learning_rate(opts), bias_correction=True)  # as PyTorch and the paper
+    optimizer = Adam(learning_rate(opts))  # with bias correction, as PyTorch and the paper
     run_dir = Path(resume) if resume else (new_run_dir(opts, kind, model, say) if rank == 0 else None)
     heldout = test_data.note or f"{test_data.name} test split"
     config = RunConfig(kind, model_args, opts, DataInfo(train_data.name, len(stream.images), heldout), ranks=world)

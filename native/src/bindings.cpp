@@ -31,6 +31,11 @@ NB_MODULE(_ext, m) {
   m.def("silu", &mg_kernels::silu, "x"_a, nb::kw_only(), "stream"_a = nb::none(),
         "x * sigmoid(x) elementwise over float32, sigmoid from the rational tanh of nn/activations.py. "
         "Differentiable; CPU streams only.");
+  m.def("adam_update", &mg_kernels::adam_update, "k"_a, "p"_a, "g"_a, "m"_a, "v"_a, nb::kw_only(), "stream"_a = nb::none(),
+        "(p', m', v'): Adam's update of parameter p (float32) from its gradient g and moments m, v, as "
+        "mlx.optimizers.Adam(bias_correction=True): m' = b1 m + (1 - b1) g, v' = b2 v + (1 - b2) g^2, "
+        "p' = p - c1 m' / (sqrt(v') c2 + eps), with k = [b1, 1 - b1, b2, 1 - b2, c1, c2, eps] (float32), "
+        "c1 = lr / (1 - b1^t), c2 = 1 / sqrt(1 - b2^t). CPU streams only.");
   m.def("set_threads", &mg_kernels::set_threads, "threads"_a, "Threads a convolution may use (at least 1).");
   m.def("threads", &mg_kernels::threads);
   m.def("instruction_set", [] { return std::string(mg_kernels::kernels().name); },

@@ -30,6 +30,9 @@ struct Kernels {
   // SiLU alone, over n floats.
   void (*silu_forward)(const float* a, float* y, int64_t n);
   void (*silu_backward)(const float* a, const float* dy, float* dx, int64_t n);
+  // Adam's update of n parameters (adam.h).
+  void (*adam_step)(const float* k, const float* p, const float* g, const float* m, const float* v, float* p_out,
+                    float* m_out, float* v_out, int64_t n);
 };
 
 // Outputs narrower than half a vector waste most of a wide tile: they get loops that run their

@@ -24,6 +24,7 @@
 #include <cstring>
 #include <utility>
 
+#include "adam.h"
 #include "isa.h"
 
 namespace mg_kernels {
@@ -331,11 +332,29 @@ inline void weight_image_narrow(const float* src, int src_width, int c_in, int t
 
 #include "norm_kernels.h"
 
+// Adam's update (adam.h), as a plain loop the compiler vectorises: the outputs never alias the
+// inputs, and sqrt needs no errno (-fno-math-errno), so it becomes one vector instruction.
+inline void adam_step(const float* k, const float* __restrict p, const float* __restrict g,
+                      const float* __restrict m, const float* __restrict v, float* __restrict p_out,
+                      float* __restrict m_out, float* __restrict v_out, int64_t n) {
+  const float b1 = k[B1], one_minus_b1 = k[ONE_MINUS_B1], b2 = k[B2], one_minus_b2 = k[ONE_MINUS_B2];
+  const float c1 = k[C1], c2 = k[C2], eps = k[EPS];
+  for (int64_t i = 0; i < n; ++i) {
+    const float gi = g[i];
+    const float mi = b1 * m[i] + one_minus_b1 * gi;
+    const float vi = b2 * v[i] + one_minus_b2 * (gi * gi);
+    m_out[i] = mi;
+    v_out[i] = vi;
+    p_out[i] = p[i] - (c1 * mi) / (__builtin_sqrtf(vi) * c2 + eps);
+  }
+}
+
 // The table dispatch.cpp chooses from.
 inline Kernels kernels() {
   return {MG_ISA_NAME,     VW,          &forward_image,           &weight_image_wide,
           &weight_image_narrow, &channel_sums, &relu_in_place, &relu_gradient,
-          &norm_silu_forward_image, &norm_silu_backward_image, &silu_forward, &silu_backward};
+          &norm_silu_forward_image, &norm_silu_backward_image, &silu_forward, &silu_backward,
+          &adam_step};
 }
 
 }  // namespace MG_ISA

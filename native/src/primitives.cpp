@@ -233,4 +233,32 @@ mx::array silu(const mx::array& x, mx::StreamOrDevice s) {
   return mx::array(x.shape(), mx::float32, std::make_shared<Silu>(stream), {mx::contiguous(x, false, stream)});
 }
 
+void AdamStep::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
+  auto& encoder = prepare(stream(), inputs, {&outputs[0], &outputs[1], &outputs[2]});
+  encoder.dispatch([k = inputs[0].data<float>(), p = inputs[1].data<float>(), g = inputs[2].data<float>(),
+                    m = inputs[3].data<float>(), v = inputs[4].data<float>(), p_out = outputs[0].data<float>(),
+                    m_out = outputs[1].data<float>(), v_out = outputs[2].data<float>(), n = int64_t(inputs[1].size())] {
+    adam_step(k, p, g, m, v, p_out, m_out, v_out, n);
+  });
+}
+
+void AdamStep::eval_gpu(const std::vector<mx::array>&, std::vector<mx::array>&) { no_gpu(name()); }
+
+std::vector<mx::array> adam_update(const mx::array& k, const mx::array& p, const mx::array& g, const mx::array& m,
+                                 const mx::array& v, mx::StreamOrDevice s) {
+  for (const mx::array* a : {&k, &p, &g, &m, &v})
+    if (a->dtype() != mx::float32) throw std::invalid_argument("adam_update: every array must be float32");
+  if (k.ndim() != 1 || k.shape(0) != ADAM_COEFFICIENTS)
+    throw std::invalid_argument("adam_update: the coefficients must be (" + std::to_string(ADAM_COEFFICIENTS) +
+                                ",): b1, 1 - b1, b2, 1 - b2, c1, c2, eps");
+  if (g.shape() != p.shape() || m.shape() != p.shape() || v.shape() != p.shape())
+    throw std::invalid_argument("adam_update: the gradient and both moments must have the parameter's shape");
+  const mx::Stream stream = mx::to_stream(s);
+  if (stream.device != mx::Device::cpu) throw std::invalid_argument("adam_update runs on CPU streams only");
+  std::vector<mx::array> inputs;
+  for (const mx::array* a : {&k, &p, &g, &m, &v}) inputs.push_back(mx::contiguous(*a, false, stream));
+  return mx::array::make_arrays({p.shape(), p.shape(), p.shape()}, {mx::float32, mx::float32, mx::float32},
+                                std::make_shared<AdamStep>(stream), std::move(inputs));
+}
+
 }  // namespace mg_kernels

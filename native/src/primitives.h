@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "adam.h"
 #include "convolution.h"
 #include "group_norm.h"
 #include "mlx/mlx.h"
@@ -118,6 +119,21 @@ class SiluGrad : public mlx::core::UnaryPrimitive {
   void eval_cpu(const std::vector<mlx::core::array>& inputs, mlx::core::array& out) override;
   void eval_gpu(const std::vector<mlx::core::array>& inputs, mlx::core::array& out) override;
   const char* name() const override { return "SiluGrad"; }
+  bool is_equivalent(const mlx::core::Primitive&) const override { return true; }
+};
+
+// (p', m', v') = Adam's update of parameter p from its gradient g and moments m, v (adam.h);
+// k: the ADAM_COEFFICIENTS float32 coefficients. Not differentiable.
+std::vector<mlx::core::array> adam_update(const mlx::core::array& k, const mlx::core::array& p,
+                                        const mlx::core::array& g, const mlx::core::array& m,
+                                        const mlx::core::array& v, mlx::core::StreamOrDevice s = {});
+
+class AdamStep : public mlx::core::Primitive {
+ public:
+  explicit AdamStep(mlx::core::Stream stream) : Primitive(stream) {}
+  void eval_cpu(const std::vector<mlx::core::array>& inputs, std::vector<mlx::core::array>& outputs) override;
+  void eval_gpu(const std::vector<mlx::core::array>& inputs, std::vector<mlx::core::array>& outputs) override;
+  const char* name() const override { return "AdamStep"; }
   bool is_equivalent(const mlx::core::Primitive&) const override { return true; }
 };
 
