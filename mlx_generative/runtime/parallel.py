@@ -83,20 +83,71 @@ def sharded_value_and_grad(loss_and_grad: Callable, count: int) -> Callable:
     """Wrap ``loss_and_grad(model, batch, scalars) -> ((loss, metrics), grads)`` so that
     each of ``count`` shards of the batch runs on its own stream; the loss, metrics and
     gradients are the shards' means weighted by their sizes, i.e. the whole batch's mean
-    (every loss here is a mean over images). Randomness inside the loss is drawn per shard."""
+    (every loss here is a mean over images). Randomness inside the loss is drawn per shard.
+    Each gradient's mean is taken on one of the streams too, spread as ``update_spread``
+    spreads the optimizer's updates, so that each parameter's work stays on one stream."""
     if count == 1:
         return loss_and_grad
 
     def combined(model, batch, scalars):
         parts = split(batch, count)
         total = batch_length(batch)
-        results = []
+        weights, results = [], []
         for part, stream in zip(parts, streams(count)):
             with mx.stream(stream):  # this shard's forward and backward pass both run here
-                results.append((batch_length(part) / total, loss_and_grad(model, part, scalars)))
-        return tree_map(lambda *xs: sum(w * x for (w, _), x in zip(results, xs)), *[r for _, r in results])
+                weights.append(batch_length(part) / total)
+                results.append(loss_and_grad(model, part, scalars))
+        spread = Spread(streams(count))
+
+        def mean(*xs, stream=None):
+            with mx.stream(stream or spread.stream_for(xs[0])):
+                return sum(w * x for w, x in zip(weights, xs))
+
+        values = tree_map(lambda *xs: mean(*xs, stream=mx.default_stream(mx.default_device())),
+                          *[value for value, _ in results])
+        return values, tree_map(mean, *[grads for _, grads in results])
 
     return combined
+
+
+class Spread:
+    """Streams for per-parameter work, handed out in the order it comes: each array to the
+    stream with the fewest elements so far. The gradients' mean and the optimizer's update
+    after the shards would otherwise run on one stream, one core, while the others wait."""
+
+    def __init__(self, streams: tuple):
+        self.streams = streams
+        self.load = [0] * len(streams)
+
+    def stream_for(self, a: mx.array):
+        i = self.load.index(min(self.load))
+        self.load[i] += a.size
+        return self.streams[i]
+
+
+@contextlib.contextmanager
+def update_spread(optimizer, count: int):
+    """Inside, ``optimizer``'s per-parameter updates (its ``apply_single``) are built on the
+    ``count`` shard streams, spread by size as ``sharded_value_and_grad`` spreads the gradients'
+    means: the same parameter on the same stream. One stream: nothing changes."""
+    if count == 1:
+        yield
+        return
+    spread, apply_single = Spread(streams(count)), optimizer.apply_single
+    own = vars(optimizer).get("apply_single")  # an instance's own, to put back (else the class's)
+
+    def on_a_stream(gradient, parameter, state):
+        with mx.stream(spread.stream_for(gradient)):
+            return apply_single(gradient, parameter, state)
+
+    optimizer.apply_single = on_a_stream  # looked up per call by apply_gradients' tree_map
+    try:
+        yield
+    finally:
+        if own is None:
+            del optimizer.apply_single
+        else:
+            optimizer.apply_single = own
 
 
 def sharded_map(fn: Callable, count: int) -> Callable:

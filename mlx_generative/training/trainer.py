@@ -100,7 +100,8 @@ def make_train_step(
             loss, metrics = mean_over_ranks((loss, metrics), world_size)
         if clip_grad_norm:
             grads, _ = optim.clip_grad_norm(grads, clip_grad_norm)
-        optimizer.update(model, grads)
+        with parallel.update_spread(optimizer, shards):  # each parameter's update on a shard's stream
+            optimizer.update(model, grads)
         return loss, metrics
 
     return train_step, state

@@ -23,6 +23,7 @@ from mlx_generative.families.ddpm.unet import TinyUNet, UNetArgs
 from mlx_generative.nn.conv import Conv2d
 from mlx_generative.runtime import blas, parallel
 from mlx_generative.training import checkpoint
+from mlx_generative.training.adam import Adam
 from mlx_generative.training.trainer import make_train_step
 
 
@@ -56,19 +57,42 @@ def test_sharded_loss_and_gradients_equal_the_whole_batch(unit_batch, shards):
         np.testing.assert_allclose(got[name], want[name], rtol=1e-4, atol=1e-6, err_msg=name)
 
 
-def test_compiled_sharded_step_updates_like_the_whole_batch(unit_batch):
+@pytest.mark.parametrize("optimizer", [lambda: optim.Adam(1e-3, bias_correction=True), lambda: Adam(1e-3)])
+def test_compiled_sharded_step_updates_like_the_whole_batch(unit_batch, optimizer):
+    # With shards, each parameter's gradient mean and update run on one of the shard streams.
     x = mx.array(unit_batch[:32])
     params = []
     for shards in (1, 2):
         mx.random.seed(0)
         model = AE(AEArgs(latent_dim=8))
-        step, state = make_train_step(model, optim.Adam(1e-3, bias_correction=True), ae_loss, shards=shards)
+        step, state = make_train_step(model, optimizer(), ae_loss, shards=shards)
         with parallel.blas_threads_for(shards):
             for _ in range(3):
                 mx.eval(step(x, {}), state)
         params.append(_flat(model.parameters()))
     for name in params[0]:
         np.testing.assert_allclose(params[1][name], params[0][name], rtol=1e-3, atol=1e-5, err_msg=name)
+
+
+def test_spread_hands_each_array_to_the_stream_with_the_least_work():
+    spread = parallel.Spread(("a", "b"))
+    picks = [spread.stream_for(mx.zeros(n)) for n in (200, 10, 10, 200, 5, 1)]
+    assert picks == ["a", "b", "b", "b", "a", "a"] and spread.load == [206, 220]
+
+
+def test_update_spread_builds_each_update_on_a_shard_stream_and_restores_the_optimizer():
+    optimizer = optim.SGD(0.1)
+    seen = []
+    apply_single = optimizer.apply_single
+    optimizer.apply_single = lambda g, p, s: seen.append(mx.default_stream(mx.cpu)) or apply_single(g, p, s)
+    params = {"big": mx.zeros((300,)), "small": mx.zeros((3,)), "mid": mx.zeros((100,))}
+    recorder = optimizer.apply_single
+    with parallel.update_spread(optimizer, 2):
+        mx.eval(optimizer.apply_gradients({k: mx.ones_like(v) for k, v in params.items()}, params))
+    assert seen == [parallel.streams(2)[0], parallel.streams(2)[1], parallel.streams(2)[1]]
+    assert optimizer.apply_single is recorder  # put back as it was
+    with parallel.update_spread(optimizer, 1):  # one shard: nothing changes
+        assert optimizer.apply_single is recorder
 
 
 def test_sharded_step_draws_each_shards_own_noise():
