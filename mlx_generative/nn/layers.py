@@ -21,7 +21,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from ..runtime import native
-from .conv import conv2d, tap_conv
+from .conv import conv2d, square_taps, tap_conv, tap_weights
 
 
 def space_to_depth(x: mx.array) -> mx.array:
@@ -63,6 +63,12 @@ class Down(nn.Module):
 
     def __call__(self, x: mx.array, relu: bool = False) -> mx.array:
         """The convolution of x; ``nn.relu`` of it with ``relu`` (fused into the native kernel)."""
+        if x.shape[1] % 2 or x.shape[2] % 2:
+            raise ValueError(f"Down halves H and W, so they must be even: got {x.shape[1]} x {x.shape[2]}")
+        native_conv = native.conv_for(x, self.weight)
+        if native_conv is not None:  # reads x as blocks as it loads each image: no space_to_depth copy
+            w = tap_weights(self.block_kernel())
+            return native_conv(x, w, list(square_taps(2)), 1, (1, 0, 1, 0), self.bias, 1, relu, 2)
         blocks = space_to_depth(x)  # (N, H/2, W/2, 4*in), padded by one block at the top and left:
         return conv2d(blocks, self.block_kernel(), (1, 0, 1, 0), self.bias, relu=relu)
 

@@ -17,12 +17,13 @@ using namespace nb::literals;
 NB_MODULE(_ext, m) {
   m.doc() = "Native CPU kernels for mlx-generative (optional; the package runs without them).";
   m.def("tap_conv", &mg_kernels::tap_conv, "x"_a, "w"_a, "taps"_a, "margin"_a, "pad"_a, "bias"_a = nb::none(),
-        "phases"_a = 1, "relu"_a = false, nb::kw_only(), "stream"_a = nb::none(),
+        "phases"_a = 1, "relu"_a = false, "blocks"_a = 1, nb::kw_only(), "stream"_a = nb::none(),
         "y[n, i, j] = bias[n] + sum_t xpad[n, i + dy_t, j + dx_t] @ w[t]: x (N, H, W, C) float32, w (T, C, O), "
         "taps [(dy, dx)], pad (top, bottom, left, right), bias None, (O,) or (N, O); y (N, H + top + bottom - margin, "
         "W + left + right - margin, O). phases=4: the taps (and w) are four equal groups, one per output phase "
         "(ry, rx) of a stride-2 upsampling, interleaved into y (N, 2 Ho, 2 Wo, O) at (2i + ry, 2j + rx). "
-        "relu=True: y = max(y, 0), the gradients passing only where y > 0. "
+        "relu=True: y = max(y, 0), the gradients passing only where y > 0. blocks=2: x (N, 2H, 2W, C / 4) is "
+        "read as (N, H, W, C), each 2x2 block of pixels one pixel, channels ordered (row phase, column phase, c). "
         "Differentiable in x, w and bias; CPU streams only.");
   m.def("group_norm_silu", &mg_kernels::group_norm_silu, "x"_a, "weight"_a, "bias"_a, "groups"_a, "eps"_a,
         nb::kw_only(), "stream"_a = nb::none(),

@@ -22,30 +22,53 @@ constexpr int64_t MULTIPLY_ADDS_PER_THREAD = 4 << 20;
 int conv_workers(const Geometry& g) { return workers_for(g.multiply_adds(), MULTIPLY_ADDS_PER_THREAD, g.n); }
 
 // One image of x, zero-padded: the buffer's border is zeroed once, the interior rewritten per image.
+// With blocks = 2, x's image is (2h, 2w, c / 4) and each 2x2 block becomes one pixel of c channels.
 class PaddedImage {
  public:
-  PaddedImage(int h, int w, int c, std::array<int, 4> pad, int extra_rows = 0, int extra_cols = 0)
-      : h_(h), w_(w), c_(c), top_(pad[0]), left_(pad[2]),
+  PaddedImage(int h, int w, int c, std::array<int, 4> pad, int extra_rows = 0, int extra_cols = 0, int blocks = 1)
+      : h_(h), w_(w), c_(c), top_(pad[0]), left_(pad[2]), blocks_(blocks),
         rows_(h + pad[0] + pad[1] + extra_rows), cols_(w + pad[2] + pad[3] + extra_cols),
-        plain_(pad == std::array<int, 4>{0, 0, 0, 0} && extra_rows == 0 && extra_cols == 0) {
+        plain_(pad == std::array<int, 4>{0, 0, 0, 0} && extra_rows == 0 && extra_cols == 0 && blocks == 1) {
     if (!plain_) buffer_.assign(size_t(rows_) * cols_ * c_, 0.0f);
   }
   // The padded image n of `images` (a pointer into it when nothing is padded).
   const float* load(const float* images, int n) {
     const float* image = images + int64_t(n) * h_ * w_ * c_;
     if (plain_) return image;
+    if (blocks_ == 1) {
+      for (int i = 0; i < h_; ++i)
+        std::memcpy(&buffer_[(size_t(i + top_) * cols_ + left_) * c_], image + int64_t(i) * w_ * c_,
+                    sizeof(float) * w_ * c_);
+      return buffer_.data();
+    }
+    // Block (i, j) is rows 2i and 2i + 1 of pixels 2j, 2j + 1: two runs of c / 2 floats each.
+    const int half = c_ / 2;
     for (int i = 0; i < h_; ++i)
-      std::memcpy(&buffer_[(size_t(i + top_) * cols_ + left_) * c_], image + int64_t(i) * w_ * c_,
-                  sizeof(float) * w_ * c_);
+      for (int a = 0; a < 2; ++a) {
+        const float* row = image + int64_t(2 * i + a) * w_ * c_ / 2;  // a raw row: 2w pixels of c / 4
+        float* out = &buffer_[(size_t(i + top_) * cols_ + left_) * c_ + a * half];
+        for (int j = 0; j < w_; ++j) std::memcpy(out + int64_t(j) * c_, row + int64_t(j) * half, sizeof(float) * half);
+      }
     return buffer_.data();
   }
   int cols() const { return cols_; }
 
  private:
-  int h_, w_, c_, top_, left_, rows_, cols_;
+  int h_, w_, c_, top_, left_, blocks_, rows_, cols_;
   bool plain_;
   std::vector<float> buffer_;
 };
+
+// The inverse of a blocks = 2 load, for dx: blocked (h, w, c) -> (2h, 2w, c / 4).
+void unblock(const float* blocked, int h, int w, int c, float* image) {
+  const int half = c / 2;
+  for (int i = 0; i < h; ++i)
+    for (int a = 0; a < 2; ++a) {
+      float* row = image + int64_t(2 * i + a) * w * c / 2;
+      const float* in = blocked + int64_t(i) * w * c + a * half;
+      for (int j = 0; j < w; ++j) std::memcpy(row + int64_t(j) * half, in + int64_t(j) * c, sizeof(float) * half);
+    }
+}
 
 std::vector<int64_t> tap_offsets(const std::vector<std::pair<int, int>>& taps, int cols, int channels) {
   std::vector<int64_t> off;
@@ -80,7 +103,7 @@ std::vector<float> pack(const float* w, int taps, int c, int o, bool transpose, 
 bool Geometry::operator==(const Geometry& other) const {
   return n == other.n && h == other.h && w == other.w && c == other.c && o == other.o && pad == other.pad &&
          margin == other.margin && taps == other.taps && bias == other.bias && phases == other.phases &&
-         relu == other.relu;
+         relu == other.relu && blocks == other.blocks;
 }
 
 void check(const Geometry& g) {
@@ -89,6 +112,7 @@ void check(const Geometry& g) {
   if (*std::min_element(g.pad.begin(), g.pad.end()) < 0) fail("padding must be >= 0");
   if (g.taps.empty()) fail("no taps");
   if (g.phases != 1 && g.phases != 4) fail("phases must be 1 or 4, got " + std::to_string(g.phases));
+  if (g.blocks != 1 && g.blocks != 2) fail("blocks must be 1 or 2, got " + std::to_string(g.blocks));
   if (g.taps.size() % g.phases) fail(std::to_string(g.taps.size()) + " taps do not split into 4 phases");
   if (g.margin < 0 || g.ho() < 1 || g.wo() < 1) fail("margin leaves no output");
   for (auto [dy, dx] : g.taps)
@@ -152,7 +176,7 @@ void forward(const Geometry& g, const float* x, const float* w, const float* b, 
   for (int p = 0; p < g.phases; ++p) packed.push_back(pack(phase_weights(g, w, p), per_phase, g.c, g.o, false, k));
   const OutputLayout layout = output_layout(g);
   parallel_for(g.n, conv_workers(g), [&](int, int first, int last) {
-    PaddedImage image(g.h, g.w, g.c, g.pad);
+    PaddedImage image(g.h, g.w, g.c, g.pad, 0, 0, g.blocks);
     std::vector<std::vector<int64_t>> off;
     for (int p = 0; p < g.phases; ++p) off.push_back(tap_offsets(phase_taps(g, p), image.cols(), g.c));
     // The image's bias, as the loops read it: whole vectors, zeros past O (and zeros without one).
@@ -211,8 +235,9 @@ void input_grad(const Geometry& g, const float* dy, const float* y, const float*
     std::vector<float> phase_dy(g.phases > 1 ? size_t(g.ho()) * g.wo() * g.o : 0);
     std::vector<float> share(g.phases > 1 ? size_t(in_image) : 0);
     std::vector<float> passed;
+    std::vector<float> blocked(g.blocks > 1 ? size_t(in_image) : 0);  // dx by blocks, then unblocked
     for (int n = first; n < last; ++n) {
-      float* dxn = dx + n * in_image;
+      float* dxn = g.blocks > 1 ? blocked.data() : dx + n * in_image;
       const float* dyn = image_grad(g, layout, dy, y, n, passed);
       for (int p = 0; p < g.phases; ++p) {
         const float* grad = dyn;
@@ -227,6 +252,7 @@ void input_grad(const Geometry& g, const float* dy, const float* y, const float*
         if (p > 0)
           for (int64_t i = 0; i < in_image; ++i) dxn[i] += share[i];
       }
+      if (g.blocks > 1) unblock(blocked.data(), g.h, g.w, g.c, dx + n * in_image);
     }
   });
 }
@@ -246,7 +272,7 @@ void weight_grad(const Geometry& g, const float* x, const float* dy, const float
   parallel_for(g.n, workers, [&](int worker, int first, int last) {
     std::vector<float>& sum = partial[worker];
     sum.assign(size_t(taps) * g.c * opad, 0.0f);
-    PaddedImage image(g.h, g.w, g.c, g.pad);
+    PaddedImage image(g.h, g.w, g.c, g.pad, 0, 0, g.blocks);
     std::vector<std::vector<int64_t>> off;
     for (int p = 0; p < g.phases; ++p) off.push_back(tap_offsets(phase_taps(g, p), image.cols(), g.c));
     // The loops read a phase's dy as (ho, wo) pixels opad floats apart: dy itself when it is one

@@ -9,7 +9,8 @@
 // one (O) for every image, or one per image (N, O), as the UNet adds its time embedding.
 // With four phases (see Geometry) one call is the whole stride-2 transposed convolution (Up).
 // With relu the output is max(y, 0): the ReLU that follows most encoder and decoder layers,
-// applied to each image while it is still in cache instead of in a pass of its own.
+// applied to each image while it is still in cache instead of in a pass of its own. With
+// blocks = 2 the input is read as 2x2 blocks of pixels (see Geometry): Down needs no copy.
 #pragma once
 
 #include <array>
@@ -34,6 +35,10 @@ struct Geometry {
   int phases = 1;
   // y = max(0, ...). The gradients then let dy through only where y > 0, so they take y too.
   bool relu = false;
+  // 1, or 2: x is stored as (N, 2h, 2w, c / 4) and read as (N, h, w, c), each 2x2 block of
+  // pixels one pixel of 4 times the channels, in the order (row phase, column phase, channel):
+  // nn/layers.py's space_to_depth, done as each image is loaded (and undone for dx).
+  int blocks = 1;
 
   int hp() const { return h + pad[0] + pad[1]; }
   int wp() const { return w + pad[2] + pad[3]; }

@@ -110,13 +110,18 @@ bool TapConvWeightGrad::is_equivalent(const mx::Primitive& other) const {
 
 mx::array tap_conv(const mx::array& x, const mx::array& w, const std::vector<std::pair<int, int>>& taps, int margin,
                    std::array<int, 4> pad, const std::optional<mx::array>& bias, int phases, bool relu,
-                   mx::StreamOrDevice s) {
+                   int blocks, mx::StreamOrDevice s) {
   if (x.ndim() != 4) throw std::invalid_argument("tap_conv: x must be (N, H, W, C), got " + std::to_string(x.ndim()) + " dimensions");
   if (w.ndim() != 3) throw std::invalid_argument("tap_conv: w must be (taps, C_in, C_out), got " + std::to_string(w.ndim()) + " dimensions");
   if (x.dtype() != mx::float32 || w.dtype() != mx::float32) throw std::invalid_argument("tap_conv: x and w must be float32");
+  if (blocks != 1 && blocks != 2) throw std::invalid_argument("tap_conv: blocks must be 1 or 2, got " + std::to_string(blocks));
+  if (blocks == 2 && (x.shape(1) % 2 || x.shape(2) % 2))
+    throw std::invalid_argument("tap_conv: blocks=2 needs an even height and width, got " +
+                                std::to_string(x.shape(1)) + " x " + std::to_string(x.shape(2)));
   Geometry g;
-  g.n = x.shape(0), g.h = x.shape(1), g.w = x.shape(2), g.c = x.shape(3), g.o = w.shape(2);
-  g.pad = pad, g.margin = margin, g.taps = taps, g.phases = phases, g.relu = relu;
+  const int b = blocks == 2 ? 2 : 1;  // check() refuses any other value
+  g.n = x.shape(0), g.h = x.shape(1) / b, g.w = x.shape(2) / b, g.c = x.shape(3) * b * b, g.o = w.shape(2);
+  g.pad = pad, g.margin = margin, g.taps = taps, g.phases = phases, g.relu = relu, g.blocks = blocks;
   if (w.shape(0) != int(taps.size()) || w.shape(1) != g.c)
     throw std::invalid_argument("tap_conv: w must be (" + std::to_string(taps.size()) + ", " + std::to_string(g.c) +
                                 ", C_out) for " + std::to_string(taps.size()) + " taps and " + std::to_string(g.c) +

@@ -13,12 +13,12 @@
 
 namespace mg_kernels {
 
-// y = tap_conv(x, w, taps, margin, pad, bias, phases, relu): see convolution.h. Differentiable
-// in x, w and the bias, which is optional: (O) or (N, O).
+// y = tap_conv(x, w, taps, margin, pad, bias, phases, relu, blocks): see convolution.h.
+// Differentiable in x, w and the bias, which is optional: (O) or (N, O).
 mlx::core::array tap_conv(const mlx::core::array& x, const mlx::core::array& w,
                           const std::vector<std::pair<int, int>>& taps, int margin, std::array<int, 4> pad,
                           const std::optional<mlx::core::array>& bias = std::nullopt, int phases = 1,
-                          bool relu = false, mlx::core::StreamOrDevice s = {});
+                          bool relu = false, int blocks = 1, mlx::core::StreamOrDevice s = {});
 
 class TapConv : public mlx::core::UnaryPrimitive {
  public:

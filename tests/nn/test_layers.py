@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from mlx_generative.nn.layers import Down, Up, space_to_depth, timestep_embedding
+from mlx_generative.runtime import native
 
 
 def _grads(layer, x):
@@ -29,6 +30,14 @@ def test_down_equals_strided_conv(size, cin, cout):
     (gp, gx), (rp, rx) = _grads(down, x), _grads(ref, x)
     np.testing.assert_allclose(np.array(gx), np.array(rx), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(np.array(gp["weight"]), np.array(rp["weight"]), rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("native_kernels", [True, False])
+def test_down_refuses_an_odd_size_clearly(native_kernels, monkeypatch):
+    if not native_kernels:
+        monkeypatch.setattr(native, "conv_for", lambda x, w: None)
+    with pytest.raises(ValueError, match="Down halves H and W, so they must be even: got 7 x 8"):
+        Down(3, 4)(mx.zeros((1, 7, 8, 3)))
 
 
 @pytest.mark.parametrize("size,cin,cout", [(7, 64, 32), (14, 32, 1), (4, 3, 5)])

@@ -178,6 +178,19 @@ def test_four_interleaved_phases_are_the_up_layer(instruction_set, seed, monkeyp
     _same_with_and_without(monkeypatch, layer, x, call=lambda x: layer(x, relu=relu))
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_down_reading_its_input_as_blocks_is_the_down_layer(instruction_set, seed, monkeypatch):
+    # Down runs as one native call with blocks=2: each image loaded as 2x2 blocks of pixels
+    # (space_to_depth as it is read), and its input gradient written back the same way.
+    rng = np.random.default_rng(400 + seed)
+    c, o = (int(v) for v in rng.choice([1, 2, 3, 8, 16, 17, 32, 64], size=2))
+    layer = layers.Down(c, o)
+    n, h, w = (int(v) for v in rng.integers(1, 8, size=3))
+    relu = bool(seed % 2)
+    _same_with_and_without(monkeypatch, layer, mx.random.normal((n, 2 * h, 2 * w, c)),
+                           call=lambda x: layer(x, relu=relu))
+
+
 def test_a_shifted_convolution_is_the_same_with_and_without_it(monkeypatch):
     # Conv2d(x, shift): the UNet's time embedding, (N, out), added per image.
     mx.random.seed(9)
@@ -241,6 +254,13 @@ def test_a_strided_cotangent_is_read_correctly():
 def test_bad_geometry_is_a_clear_error(x_shape, w_shape, taps, margin, pad, message, phases):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         kernels.tap_conv(mx.zeros(x_shape), mx.zeros(w_shape), taps, margin, pad, None, phases)
+
+
+def test_blocks_need_an_even_input_and_are_1_or_2():
+    with pytest.raises(ValueError, match="blocks=2 needs an even height and width, got 5 x 4"):
+        kernels.tap_conv(mx.zeros((1, 5, 4, 2)), mx.zeros((1, 8, 3)), [(0, 0)], 0, (0, 0, 0, 0), None, 1, False, 2)
+    with pytest.raises(ValueError, match="blocks must be 1 or 2, got 3"):
+        kernels.tap_conv(mx.zeros((1, 6, 6, 2)), mx.zeros((1, 18, 3)), [(0, 0)], 0, (0, 0, 0, 0), None, 1, False, 3)
 
 
 @pytest.mark.parametrize("bias_shape", [(3, 8), (7,), (2, 3, 8), (8, 1)])
