@@ -92,26 +92,31 @@ class Up(nn.Module):
         self.weight = _uniform((out_channels, 4, 4, in_channels), fan_in)
         self.bias = _uniform((out_channels,), fan_in)
 
-    def phase_kernel(self, ry: int, rx: int) -> tuple[tuple[tuple[int, int], ...], mx.array]:
-        """Output phase (ry, rx): the taps (dy, dx) it reads in the input padded by one pixel on
-        each side, and their matrices (4 taps, in, out)."""
-        taps = tuple((ry + a, rx + b) for a in (0, 1) for b in (0, 1))
-        w = mx.stack([self.weight[:, 3 - ry - 2 * a, 3 - rx - 2 * b, :].T for a in (0, 1) for b in (0, 1)])
-        return taps, w
+    # Phase by phase, (ry, rx) = (0, 0), (0, 1), (1, 0), (1, 1): the 4 taps (ry + a, rx + b) each
+    # reads in the input padded by one pixel on each side, and the kernel entry (row, column) of
+    # each, 3 - ry - 2a, 3 - rx - 2b, as a position in the flattened 4x4 kernel.
+    PHASES = ((0, 0), (0, 1), (1, 0), (1, 1))
+    TAPS = tuple((ry + a, rx + b) for ry, rx in PHASES for a in (0, 1) for b in (0, 1))
+    KERNEL_ENTRIES = tuple((3 - ry - 2 * a) * 4 + (3 - rx - 2 * b) for ry, rx in PHASES for a in (0, 1) for b in (0, 1))
+
+    def tap_kernels(self) -> mx.array:
+        """The 16 taps' matrices (16, in, out), phase-major as ``TAPS``: one gather from ``weight``
+        (a few operations in the graph, not one per tap; its gradient is one scatter)."""
+        out_c, _, _, in_c = self.weight.shape
+        w = self.weight.reshape(out_c, 16, in_c)
+        return mx.take(w, mx.array(self.KERNEL_ENTRIES), axis=1).transpose(1, 2, 0)
 
     def __call__(self, x: mx.array, relu: bool = False) -> mx.array:
         """The transposed convolution of x; ``nn.relu`` of it with ``relu`` (fused into the native kernel)."""
         n, h, w, _ = x.shape
-        phases = [self.phase_kernel(ry, rx) for ry in (0, 1) for rx in (0, 1)]
+        kernels = self.tap_kernels()
         native_conv = native.conv_for(x, self.weight)
         if native_conv is not None:
             # One native call pads as it reads, starts from the bias and writes each phase
             # straight to its interleaved pixels.
-            taps = [tap for phase_taps, _ in phases for tap in phase_taps]
-            kernel = mx.concatenate([phase_w for _, phase_w in phases])  # (16 taps, in, out), phase-major
-            return native_conv(x, kernel, taps, 2, (1, 1, 1, 1), self.bias, 4, relu)
+            return native_conv(x, kernels, list(self.TAPS), 2, (1, 1, 1, 1), self.bias, 4, relu)
         x = mx.pad(x, [(0, 0), (1, 1), (1, 1), (0, 0)])  # one padded copy for the four phases
-        y = [tap_conv(phase_taps, 2)(x, phase_w) for phase_taps, phase_w in phases]
+        y = [tap_conv(self.TAPS[4 * p : 4 * p + 4], 2)(x, kernels[4 * p : 4 * p + 4]) for p in range(4)]
         # (N, H, [ry], W, [rx], out) is row-major (N, 2H, 2W, out): stacking is the interleave.
         rows = [mx.stack(y[2 * ry : 2 * ry + 2], axis=3) for ry in (0, 1)]
         y = mx.stack(rows, axis=2).reshape(n, 2 * h, 2 * w, -1) + self.bias
