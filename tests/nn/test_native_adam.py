@@ -81,6 +81,15 @@ def test_works_under_compile():
     _close(p["w"], q["w"], tol=1e-5)
 
 
+def test_a_transposed_gradient_is_read_as_its_values():
+    # A linear layer's weight gradient arrives transposed: read as a view, copied in the work.
+    mx.random.seed(3)
+    p, g = mx.random.normal((40, 30)), mx.random.normal((30, 40)).T
+    ours, theirs = Adam(1e-2), optim.Adam(1e-2, bias_correction=True)
+    ours.init({"w": p}), theirs.init({"w": p})
+    _close(ours.apply_gradients({"w": g}, {"w": p})["w"], theirs.apply_gradients({"w": g}, {"w": p})["w"], tol=1e-5)
+
+
 @pytest.mark.parametrize("k, shapes, message", [
     (mx.zeros((6,)), [(4,)] * 4, r"coefficients must be \(7,\)"),
     (mx.zeros((7,)), [(4,), (4,), (5,), (4,)], "must have the parameter's shape"),

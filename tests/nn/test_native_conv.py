@@ -241,6 +241,18 @@ def test_a_strided_cotangent_is_read_correctly():
         _close(a, b)
 
 
+def test_strided_and_broadcast_inputs_are_read_as_their_values():
+    # The primitive reads views as they are (no Contiguous operation in the graph): a transposed
+    # x and w, and a broadcast bias, copied row-major inside the work.
+    mx.random.seed(10)
+    x = mx.random.normal((3, 2, 7, 6)).transpose(0, 2, 1, 3)[:, ::2]  # (3, 4, 2, 6), strided
+    w = mx.random.normal((6, 5, 4)).transpose(2, 0, 1)  # (4, 6, 5)
+    bias = mx.broadcast_to(mx.random.normal((1, 5)), (3, 5))  # one per image, all the same
+    taps = [(0, 0), (0, 1), (1, 0), (1, 1)]
+    _check(x, w, taps, 1, (1, 0, 1, 0), bias)
+    _check(x, w, taps, 1, (1, 0, 1, 0), bias, relu=True)
+
+
 @pytest.mark.parametrize("x_shape,w_shape,taps,margin,pad,message,phases", [
     ((2, 5, 5), (1, 5, 3), [(0, 0)], 0, (0, 0, 0, 0), "x must be (N, H, W, C)", 1),
     ((1, 5, 5, 4), (2, 4, 3), [(0, 0)], 0, (0, 0, 0, 0), "w must be (1, 4, C_out)", 1),

@@ -57,6 +57,20 @@ def test_the_unet_shapes_match(instruction_set, shape, groups):
     _check(mx.random.normal(shape), 1 + 0.1 * mx.random.normal((c,)), 0.1 * mx.random.normal((c,)), groups)
 
 
+def test_strided_and_broadcast_inputs_are_read_as_their_values():
+    # Views are read as they are (copied row-major inside the work): a transposed x, a broadcast
+    # weight, and a broadcast cotangent (the gradient of a sum).
+    mx.random.seed(11)
+    x = mx.random.normal((2, 16, 5, 3)).transpose(0, 2, 3, 1)  # (2, 5, 3, 16), strided
+    w, b = mx.broadcast_to(mx.array([1.5]), (16,)), mx.random.normal((16,))
+    _check(x, w, b, 4)
+    close(mx.grad(lambda x: mx.sum(_native(x, w, b, 4, 1e-5)))(x),
+          mx.grad(lambda x: mx.sum(_reference(x, w, b, 4, 1e-5)))(x))
+    y = mx.random.normal((6, 40)).T
+    close(kernels.silu(y), rational_silu(y))
+    close(mx.grad(lambda y: mx.sum(kernels.silu(y)))(y), mx.grad(lambda y: mx.sum(rational_silu(y)))(y))
+
+
 def test_a_constant_group_gives_no_nan():
     # Zero variance: rstd = 1/sqrt(eps), x_hat = 0, as the pure layers compute.
     x = mx.ones((2, 4, 4, 8)) * 3.0
