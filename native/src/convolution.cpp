@@ -21,6 +21,19 @@ constexpr int64_t MULTIPLY_ADDS_PER_THREAD = 4 << 20;
 
 int conv_workers(const Geometry& g) { return workers_for(g.multiply_adds(), MULTIPLY_ADDS_PER_THREAD, g.n); }
 
+// The two halves of every 2x2 block of a (2h, 2w, c / 4) image: pixels 2j and 2j + 1 of row
+// 2i + a, c / 2 floats in a row, are channels [a c / 2, (a + 1) c / 2) of block (i, j) of the
+// (h, w, c) blocked image, whose rows are `block_row` floats apart. f(pixels offset, block
+// offset, c / 2) for each: the blocks = 2 load and its inverse run the same copies both ways.
+template <class F>
+void each_block_half(int h, int w, int c, int64_t block_row, F&& f) {
+  const int half = c / 2;
+  for (int i = 0; i < h; ++i)
+    for (int a = 0; a < 2; ++a)
+      for (int j = 0; j < w; ++j)
+        f((int64_t(2 * i + a) * w + j) * half, i * block_row + int64_t(j) * c + a * half, half);
+}
+
 // One image of x, zero-padded: the buffer's border is zeroed once, the interior rewritten per image.
 // With blocks = 2, x's image is (2h, 2w, c / 4) and each 2x2 block becomes one pixel of c channels.
 class PaddedImage {
@@ -41,14 +54,10 @@ class PaddedImage {
                     sizeof(float) * w_ * c_);
       return buffer_.data();
     }
-    // Block (i, j) is rows 2i and 2i + 1 of pixels 2j, 2j + 1: two runs of c / 2 floats each.
-    const int half = c_ / 2;
-    for (int i = 0; i < h_; ++i)
-      for (int a = 0; a < 2; ++a) {
-        const float* row = image + int64_t(2 * i + a) * w_ * c_ / 2;  // a raw row: 2w pixels of c / 4
-        float* out = &buffer_[(size_t(i + top_) * cols_ + left_) * c_ + a * half];
-        for (int j = 0; j < w_; ++j) std::memcpy(out + int64_t(j) * c_, row + int64_t(j) * half, sizeof(float) * half);
-      }
+    float* interior = &buffer_[(size_t(top_) * cols_ + left_) * c_];
+    each_block_half(h_, w_, c_, int64_t(cols_) * c_, [&](int64_t pixels, int64_t block, int floats) {
+      std::memcpy(interior + block, image + pixels, sizeof(float) * floats);
+    });
     return buffer_.data();
   }
   int cols() const { return cols_; }
@@ -61,13 +70,9 @@ class PaddedImage {
 
 // The inverse of a blocks = 2 load, for dx: blocked (h, w, c) -> (2h, 2w, c / 4).
 void unblock(const float* blocked, int h, int w, int c, float* image) {
-  const int half = c / 2;
-  for (int i = 0; i < h; ++i)
-    for (int a = 0; a < 2; ++a) {
-      float* row = image + int64_t(2 * i + a) * w * c / 2;
-      const float* in = blocked + int64_t(i) * w * c + a * half;
-      for (int j = 0; j < w; ++j) std::memcpy(row + int64_t(j) * half, in + int64_t(j) * c, sizeof(float) * half);
-    }
+  each_block_half(h, w, c, int64_t(w) * c, [&](int64_t pixels, int64_t block, int floats) {
+    std::memcpy(image + pixels, blocked + block, sizeof(float) * floats);
+  });
 }
 
 std::vector<int64_t> tap_offsets(const std::vector<std::pair<int, int>>& taps, int cols, int channels) {
