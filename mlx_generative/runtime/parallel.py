@@ -99,13 +99,15 @@ def sharded_value_and_grad(loss_and_grad: Callable, count: int) -> Callable:
                 results.append(loss_and_grad(model, part, scalars))
         spread = Spread(streams(count))
 
-        def mean(*xs, stream=None):
-            with mx.stream(stream or spread.stream_for(xs[0])):
-                return sum(w * x for w, x in zip(weights, xs))
+        def mean(*xs):
+            return sum(w * x for w, x in zip(weights, xs))
 
-        values = tree_map(lambda *xs: mean(*xs, stream=mx.default_stream(mx.default_device())),
-                          *[value for value, _ in results])
-        return values, tree_map(mean, *[grads for _, grads in results])
+        def mean_on_a_stream(*xs):
+            with mx.stream(spread.stream_for(xs[0])):
+                return mean(*xs)
+
+        values = tree_map(mean, *[value for value, _ in results])  # the loss and metrics: scalars
+        return values, tree_map(mean_on_a_stream, *[grads for _, grads in results])
 
     return combined
 
